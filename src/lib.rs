@@ -1,0 +1,6 @@
+//! mfa-conform: a conformance test harness, load generator and reference server for
+//! multi-factor-authentication APIs in the shape of Auth0's Authentication API.
+
+pub mod cli;
+pub mod server;
+pub mod totp;

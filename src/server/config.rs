@@ -1,0 +1,232 @@
+//! Reference-server configuration: clients, realm, enabled factors, recovery codes, users
+//! and limits, from an optional YAML file. Every field has a default, so no file is needed.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const GRANT_PASSWORD: &str = "password";
+pub const GRANT_PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
+pub const GRANT_MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+pub const GRANT_MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+pub const GRANT_MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+
+/// Every grant type the server implements.
+pub const ALL_GRANTS: [&str; 5] = [
+    GRANT_PASSWORD,
+    GRANT_PASSWORD_REALM,
+    GRANT_MFA_OTP,
+    GRANT_MFA_OOB,
+    GRANT_MFA_RECOVERY_CODE,
+];
+
+pub const DEFAULT_CLIENT_ID: &str = "mfa-conform-client";
+pub const DEFAULT_CLIENT_SECRET: &str = "mfa-conform-secret";
+pub const DEFAULT_REALM: &str = "Username-Password-Authentication";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Shown as the issuer in `otpauth://` URIs.
+    pub tenant_name: String,
+    /// The database connection users live in (`realm` of the password-realm grant).
+    pub realm: String,
+    /// Fixed public base URL (`https://tenant.example.com`). Without it the base URL is
+    /// taken from each request's `Host`, so both `localhost` and `127.0.0.1` work.
+    pub public_url: Option<String>,
+    /// Audience of access tokens when the login names none. Default: `<base>/userinfo`.
+    pub default_audience: Option<String>,
+    pub clients: Vec<ClientConfig>,
+    pub factors: Factors,
+    /// Issue a recovery code on a user's first enrollment.
+    pub recovery_codes: bool,
+    /// Users that exist from the start (more can be made with `POST /__control/users`).
+    pub users: Vec<UserConfig>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// `None`: a public client (no client authentication).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default = "all_grants")]
+    pub grant_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Factors {
+    pub otp: bool,
+    pub sms: bool,
+    pub voice: bool,
+    pub email: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub username: String,
+    pub password: String,
+    /// Whether the user must pass MFA (`mfa_required`) on login.
+    #[serde(default = "yes")]
+    pub mfa: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Failed MFA codes a user may make before `too_many_attempts` (token bucket size).
+    pub failed_codes: u32,
+    /// One failed-code allowance comes back every this many seconds.
+    pub failed_code_refill_seconds: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Authenticators a user may hold (active or not) before enrolling is refused.
+    pub max_authenticators: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn all_grants() -> Vec<String> {
+    ALL_GRANTS.iter().map(|g| g.to_string()).collect()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tenant_name: "mfa-conform".into(),
+            realm: DEFAULT_REALM.into(),
+            public_url: None,
+            default_audience: None,
+            clients: vec![
+                ClientConfig {
+                    client_id: DEFAULT_CLIENT_ID.into(),
+                    client_secret: Some(DEFAULT_CLIENT_SECRET.into()),
+                    grant_types: all_grants(),
+                },
+                ClientConfig {
+                    client_id: "mfa-conform-public".into(),
+                    client_secret: None,
+                    grant_types: all_grants(),
+                },
+                // A client without the MFA grants, for `unauthorized_client` checks.
+                ClientConfig {
+                    client_id: "mfa-conform-no-mfa".into(),
+                    client_secret: Some("mfa-conform-no-mfa-secret".into()),
+                    grant_types: vec![GRANT_PASSWORD.into(), GRANT_PASSWORD_REALM.into()],
+                },
+            ],
+            factors: Factors::default(),
+            recovery_codes: true,
+            users: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Factors {
+    fn default() -> Self {
+        Factors {
+            otp: true,
+            sms: true,
+            voice: true,
+            email: true,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            failed_codes: 10,
+            failed_code_refill_seconds: 360,
+            max_body_bytes: 64 * 1024,
+            max_authenticators: 51,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a YAML configuration file; missing keys take their defaults.
+    pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
+        let config: ServerConfig = serde_saphyr::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for client in &self.clients {
+            for grant in &client.grant_types {
+                anyhow::ensure!(
+                    ALL_GRANTS.contains(&grant.as_str()),
+                    "client {}: unknown grant type {grant:?} (known: {})",
+                    client.client_id,
+                    ALL_GRANTS.join(", ")
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.limits.failed_codes > 0,
+            "limits.failed_codes must be > 0"
+        );
+        anyhow::ensure!(
+            self.limits.failed_code_refill_seconds > 0,
+            "limits.failed_code_refill_seconds must be > 0"
+        );
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("public_url {url:?} is not a URL: {e}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "public_url must be http or https"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(ServerConfig::parse("{}").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn partial_file_overrides_only_what_it_names() {
+        let config = ServerConfig::parse(
+            "recovery_codes: false\nfactors: {sms: false}\nclients:\n  - client_id: x\n",
+        )
+        .unwrap();
+        assert!(!config.recovery_codes);
+        assert!(!config.factors.sms && config.factors.otp);
+        assert_eq!(config.clients.len(), 1);
+        assert_eq!(config.clients[0].grant_types.len(), 5);
+        assert_eq!(config.clients[0].client_secret, None);
+    }
+
+    #[test]
+    fn unknown_keys_and_grants_are_errors() {
+        let err = ServerConfig::parse("recovery_code: false").unwrap_err();
+        assert!(err.to_string().contains("recovery_code"), "{err}");
+        let err =
+            ServerConfig::parse("clients: [{client_id: a, grant_types: [implicit]}]").unwrap_err();
+        assert!(err.to_string().contains("unknown grant type"), "{err}");
+    }
+}

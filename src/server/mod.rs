@@ -1,0 +1,196 @@
+//! `mfa-conform serve`: the reference implementation of the Auth0-style MFA API, used as the
+//! default target of `run` and `load` and as a local stand-in for Auth0 in other projects' CI.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod params;
+mod random;
+mod routes;
+pub mod store;
+pub mod tls;
+
+use axum::http::HeaderMap;
+use clock::Clock;
+use config::ServerConfig;
+use jwt::Signer;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use store::Store;
+
+/// Everything a handler needs, shared as `State<Arc<AppState>>`.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub clock: Clock,
+    pub signer: Signer,
+    store: Mutex<Store>,
+    scheme: &'static str,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, tls: bool) -> anyhow::Result<AppState> {
+        let clock = Clock::default();
+        let mut store = Store::new(
+            config.limits.clone(),
+            config.factors.clone(),
+            config.recovery_codes,
+            config.tenant_name.clone(),
+        );
+        for user in &config.users {
+            store
+                .add_user(&user.username, &user.password, user.mfa, clock.now())
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        }
+        Ok(AppState {
+            signer: Signer::generate()?,
+            clock,
+            store: Mutex::new(store),
+            scheme: if tls { "https" } else { "http" },
+            config,
+        })
+    }
+
+    /// The store, even if a handler panicked while holding it (its data stays consistent:
+    /// every mutation is completed before anything that can fail).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `https://host:port` as the client addressed us (or the configured public URL).
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        format!("{}://{host}", self.scheme)
+    }
+
+    pub fn issuer(&self, headers: &HeaderMap) -> String {
+        format!("{}/", self.base_url(headers))
+    }
+
+    pub fn mfa_audience(&self, headers: &HeaderMap) -> String {
+        format!("{}/mfa/", self.base_url(headers))
+    }
+}
+
+/// How to run the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub config: ServerConfig,
+    /// Mount the `/__control/*` test API.
+    pub control: bool,
+    pub tls: Option<tls::TlsSource>,
+}
+
+/// A server running on a background task; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: Arc<AppState>,
+    /// The PEM certificate clients should trust, when serving TLS.
+    pub certificate_pem: Option<String>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Stops a [`RunningServer`] from elsewhere (a signal handler).
+#[derive(Clone)]
+pub struct Stopper(axum_server::Handle<SocketAddr>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.graceful_shutdown(Some(Duration::from_secs(2)));
+    }
+}
+
+impl RunningServer {
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.handle.clone())
+    }
+
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (it only stops on error or `shutdown`).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves on a background task.
+pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<RunningServer> {
+    let state = Arc::new(AppState::new(
+        options.config.clone(),
+        options.tls.is_some(),
+    )?);
+    let app = routes::router(state.clone(), options.control);
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let service = app.into_make_service();
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let (task, certificate_pem) = match &options.tls {
+        Some(source) => {
+            let material = source.load()?;
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+                material.chain_pem.into_bytes(),
+                material.key_pem.into_bytes(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+            let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+            (tokio::spawn(server.serve(service)), Some(material.cert_pem))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            (tokio::spawn(server.serve(service)), None)
+        }
+    };
+    spawn_purger(state.clone());
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    Ok(RunningServer {
+        addr,
+        base_url: format!("{scheme}://{host}:{}", addr.port()),
+        state,
+        certificate_pem,
+        handle,
+        task,
+    })
+}
+
+/// Drops expired `mfa_token`s and `oob_code`s every few seconds, so memory stays flat.
+fn spawn_purger(state: Arc<AppState>) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { return };
+            let now = state.clock.now();
+            state.store().purge_expired(now);
+        }
+    });
+}

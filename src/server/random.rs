@@ -1,0 +1,69 @@
+//! Unguessable values: tokens, codes and ids, all drawn from `rand::rng()`, a ChaCha12
+//! CSPRNG seeded from the operating system.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::Rng;
+use rand::RngCore;
+
+const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// An opaque bearer value with 256 bits of entropy (`mfa_token`, `oob_code`).
+pub fn opaque_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn from_alphabet(alphabet: &[u8], len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// A recovery code: 24 upper-case alphanumerics, as Auth0 issues them.
+pub fn recovery_code() -> String {
+    from_alphabet(UPPER_ALNUM, 24)
+}
+
+/// The `dev_` suffix of an authenticator id: 16 alphanumerics.
+pub fn device_suffix() -> String {
+    from_alphabet(ALNUM, 16)
+}
+
+/// A 6-digit code delivered out of band (SMS, voice, email).
+pub fn six_digits() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
+}
+
+/// A password for a provisioned test user.
+pub fn password() -> String {
+    format!("Pw-{}", from_alphabet(ALNUM, 20))
+}
+
+/// A lower-case hex string of `bytes` random bytes (user ids, key ids).
+pub fn hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(opaque_token().len(), 43);
+        let rc = recovery_code();
+        assert_eq!(rc.len(), 24);
+        assert!(rc.bytes().all(|b| UPPER_ALNUM.contains(&b)));
+        assert_eq!(device_suffix().len(), 16);
+        let code = six_digits();
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(opaque_token(), opaque_token());
+    }
+}

@@ -1,0 +1,57 @@
+//! The test-control API (`/__control/*`): what a harness needs that the public API cannot
+//! do. The contract is fixed (README, "Test-control API"); `serve --no-control` removes it.
+
+use crate::server::AppState;
+use crate::server::error::ApiError;
+use crate::server::store::Message;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub async fn create_user(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let now = state.clock.now();
+    let (username, password) = state.store().provision_user(now);
+    (
+        StatusCode::CREATED,
+        Json(json!({"username": username, "password": password})),
+    )
+}
+
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let to = query
+        .get("to")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::missing("to"))?;
+    Ok(Json(state.store().messages(to)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    advance_seconds: u64,
+}
+
+pub async fn advance_clock(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let advance: Advance = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "Expected {{\"advance_seconds\": <non-negative integer>}}: {e}"
+        ))
+    })?;
+    state.clock.advance(advance.advance_seconds);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn clock(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({"now": state.clock.now(), "offset_seconds": state.clock.offset()}))
+}

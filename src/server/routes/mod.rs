@@ -1,0 +1,151 @@
+//! The router: every endpoint of the server, built in one place.
+
+mod control;
+mod discovery;
+mod mfa;
+mod token;
+
+use super::AppState;
+use super::config::ClientConfig;
+use super::error::ApiError;
+use super::params::{ClientCredentials, Params};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+pub fn router(state: Arc<AppState>, control: bool) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    let mfa = Router::new()
+        .route("/mfa/associate", post(mfa::associate))
+        .route("/mfa/challenge", post(mfa::challenge))
+        .route("/mfa/authenticators", get(mfa::list))
+        .route("/mfa/authenticators/{id}", delete(mfa::delete))
+        .layer(map_response(json_with_charset));
+    let mut app = Router::new()
+        .route("/oauth/token", post(token::token))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .merge(mfa);
+    if control {
+        app = app
+            .route("/__control/users", post(control::create_user))
+            .route("/__control/messages", get(control::messages))
+            .route(
+                "/__control/clock",
+                post(control::advance_clock).get(control::clock),
+            );
+    }
+    app.fallback(not_found)
+        .layer(map_response(json_error_bodies))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "Internal error.",
+    )
+    .into_response()
+}
+
+/// `/mfa/*` answer `application/json; charset=utf-8`, `/oauth/token` plain
+/// `application/json`, as recorded from Auth0.
+async fn json_with_charset(mut response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if is_json {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// Rejections produced by the framework (413 body too large, 405, 415...) come as plain
+/// text; every error leaves this server as the JSON envelope instead.
+async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "server_error",
+        _ => "invalid_request",
+    };
+    let description = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, error, description).into_response()
+}
+
+/// Client authentication for `/oauth/token` and `/mfa/challenge`: `client_id` required,
+/// the secret (body or Basic) required for confidential clients.
+fn authenticate_client<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<&'a ClientConfig, ApiError> {
+    let credentials = ClientCredentials::from_request(headers, params)?
+        .ok_or_else(|| ApiError::missing("client_id"))?;
+    check_client(state, &credentials, true)
+}
+
+/// Looks the client up and checks its secret. `secret_required`: a confidential client must
+/// present it (`/mfa/associate` accepts a bare `client_id`, as several SDKs send).
+fn check_client<'a>(
+    state: &'a AppState,
+    credentials: &ClientCredentials,
+    secret_required: bool,
+) -> Result<&'a ClientConfig, ApiError> {
+    let client = state
+        .config
+        .client(&credentials.client_id)
+        .ok_or_else(|| ApiError::invalid_client("Unknown client."))?;
+    match (&client.client_secret, &credentials.client_secret) {
+        (Some(expected), Some(given))
+            if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
+        {
+            return Err(ApiError::invalid_client("Client authentication failed."));
+        }
+        (Some(_), None) if secret_required => {
+            return Err(ApiError::invalid_client(
+                "Client authentication is required for this client.",
+            ));
+        }
+        _ => {}
+    }
+    Ok(client)
+}
