@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The clock never runs more than a century ahead, so expiry arithmetic cannot overflow.
+pub const MAX_OFFSET_SECONDS: i64 = 100 * 365 * 86_400;
+
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_seconds: AtomicI64,
@@ -22,11 +25,10 @@ impl Clock {
     /// Moves the clock forward; it never goes back.
     pub fn advance(&self, seconds: u64) {
         let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
-        // Saturate rather than wrap: an absurd advance must not move time backwards.
         let _ = self
             .offset_seconds
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
-                Some(o.saturating_add(seconds))
+                Some(o.saturating_add(seconds).min(MAX_OFFSET_SECONDS))
             });
     }
 
@@ -46,6 +48,7 @@ mod tests {
         clock.advance(600);
         assert!(clock.now() >= before + 600);
         clock.advance(u64::MAX);
+        assert_eq!(clock.offset(), MAX_OFFSET_SECONDS);
         assert!(clock.now() > before);
     }
 }

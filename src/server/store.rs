@@ -885,6 +885,10 @@ fn otpauth_uri(tenant: &str, account: &str, secret: &str) -> String {
 }
 
 /// Parses the `/mfa/associate` body into an [`Enrollment`].
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
+
 pub fn parse_enrollment(
     types: Option<Vec<String>>,
     channels: Option<Vec<String>>,
