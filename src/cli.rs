@@ -27,6 +27,62 @@ pub struct Cli {
 pub enum Command {
     /// Run the reference MFA server (the default target of `run` and `load`).
     Serve(ServeArgs),
+    /// Run the conformance suite against a target (default: the embedded reference server).
+    Run(RunArgs),
+    /// Print the JSON Schema of a file format, for editor validation and completion.
+    Schema {
+        /// Which format.
+        #[arg(value_enum, default_value = "scenario")]
+        kind: SchemaKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SchemaKind {
+    Scenario,
+    Profile,
+    Requirements,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target profile (YAML). Without it, an embedded reference server is started.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Directory of scenario files and requirements.yaml.
+    #[arg(long, default_value = "scenarios")]
+    pub scenarios: PathBuf,
+    /// Only scenarios with this tag (repeatable: any of them).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Leave out scenarios with this tag (repeatable).
+    #[arg(long = "skip-tag")]
+    pub skip_tags: Vec<String>,
+    /// Only scenarios whose name matches this glob (repeatable).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// Scenarios run at the same time.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    pub jobs: usize,
+    /// Stop starting scenarios after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// `should` failures fail the run too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Known deviations: YAML list of {requirement, reason}.
+    #[arg(long)]
+    pub expected_failures: Option<PathBuf>,
+    /// Where to write report.json, junit.xml, summary.md, compatibility.md
+    /// (default: reports/<timestamp>/).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Write only report.json, to this path.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No per-scenario lines; only failures and the totals.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +138,8 @@ pub async fn main(cli: Cli) -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Run(args) => Ok(run(args).await),
+        Command::Schema { kind } => schema(kind),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -139,5 +197,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         }
     });
     running.wait().await?;
+    Ok(exit::OK)
+}
+
+async fn run(args: RunArgs) -> u8 {
+    let options = crate::run::RunOptions {
+        profile: args.profile,
+        scenarios: args.scenarios,
+        tags: args.tags,
+        skip_tags: args.skip_tags,
+        names: args.names,
+        jobs: args.jobs,
+        fail_fast: args.fail_fast,
+        strict: args.strict,
+        expected_failures: args.expected_failures,
+        report_dir: args.report_dir,
+        json: args.json,
+        quiet: args.quiet,
+    };
+    match crate::run::run(options).await {
+        Ok(outcome) => {
+            print!("{}", crate::report::console::summary(&outcome.report));
+            if let Some(dir) = &outcome.report_dir {
+                println!("reports: {}", dir.display());
+            }
+            outcome.exit_code
+        }
+        Err(crate::run::BadInput(errors)) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            crate::run::exit::BAD_INPUT
+        }
+    }
+}
+
+fn schema(kind: SchemaKind) -> anyhow::Result<u8> {
+    let schema = match kind {
+        SchemaKind::Scenario => schemars::schema_for!(crate::scenario::Scenario),
+        SchemaKind::Profile => schemars::schema_for!(crate::target::TargetProfile),
+        SchemaKind::Requirements => schemars::schema_for!(crate::scenario::Catalogue),
+    };
+    println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(exit::OK)
 }

@@ -1,0 +1,345 @@
+//! Evaluating checks and captures against a response.
+
+use super::redact::Redactor;
+use super::result::{CheckResult, CheckStatus};
+use crate::scenario::model::{BodyExpect, Capture, Check, JsonType, Severity};
+use serde_json::Value;
+
+/// What a step produced, as checks see it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub status: u16,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub json: Option<Value>,
+}
+
+impl Observed {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// First node a JSONPath selects.
+    pub fn select(&self, path: &str) -> Result<Option<&Value>, String> {
+        let json = self
+            .json
+            .as_ref()
+            .ok_or_else(|| "the response body is not JSON".to_owned())?;
+        let path = serde_json_path::JsonPath::parse(path)
+            .map_err(|e| format!("invalid JSONPath {path:?}: {e}"))?;
+        Ok(path.query(json).first())
+    }
+}
+
+/// A check with its templated values already rendered.
+pub struct Rendered<'a> {
+    pub check: &'a Check,
+    pub path: Option<String>,
+    pub equals: Option<Value>,
+    pub not_equals: Option<Value>,
+    pub one_of: Option<Vec<Value>>,
+}
+
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+/// Evaluates one check; `severity` is already resolved against the catalogue.
+pub fn evaluate(
+    rendered: &Rendered<'_>,
+    severity: Severity,
+    observed: &Observed,
+    redactor: &Redactor,
+) -> CheckResult {
+    let check = rendered.check;
+    let (description, outcome): (String, Result<(), String>) = if let Some(status) = &check.status {
+        let expected = match status {
+            crate::scenario::model::StatusExpect::One(s) => s.to_string(),
+            crate::scenario::model::StatusExpect::AnyOf(l) => format!(
+                "one of {}",
+                l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        (
+            format!("status is {expected}"),
+            if status.accepts(observed.status) {
+                Ok(())
+            } else {
+                Err(format!("status was {}", observed.status))
+            },
+        )
+    } else if let Some(body) = check.body {
+        match body {
+            BodyExpect::Json => (
+                "body is JSON".into(),
+                observed
+                    .json
+                    .as_ref()
+                    .map(|_| ())
+                    .ok_or_else(|| "body is not JSON".to_owned()),
+            ),
+            BodyExpect::Empty => (
+                "body is empty".into(),
+                if observed.body.trim().is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("body has {} bytes", observed.body.len()))
+                },
+            ),
+        }
+    } else if let Some(name) = &check.header {
+        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+        let subject = format!("header {name}");
+        (
+            describe_predicates(&subject, rendered),
+            predicates(&subject, value.as_ref(), rendered),
+        )
+    } else {
+        let path = rendered.path.as_deref().unwrap_or("$");
+        match observed.select(path) {
+            Ok(value) => (
+                describe_predicates(path, rendered),
+                predicates(path, value, rendered),
+            ),
+            Err(e) => (describe_predicates(path, rendered), Err(e)),
+        }
+    };
+    let (status, actual, message) = match outcome {
+        Ok(()) => (
+            CheckStatus::Passed,
+            String::new(),
+            format!("{description}: ok"),
+        ),
+        Err(actual) => {
+            let actual = redactor.text(&actual);
+            let message = format!("expected {description}; {actual}");
+            (CheckStatus::Failed, actual, message)
+        }
+    };
+    CheckResult {
+        requirement: check.req.value.clone(),
+        severity,
+        status,
+        check: redactor.text(&description),
+        actual,
+        message: redactor.text(&message),
+        expected_failure_reason: None,
+    }
+}
+
+fn describe_predicates(subject: &str, r: &Rendered<'_>) -> String {
+    let c = r.check;
+    let mut parts = Vec::new();
+    if let Some(v) = &r.equals {
+        parts.push(format!("equals {}", short(v)));
+    }
+    if let Some(v) = &r.not_equals {
+        parts.push(format!("differs from {}", short(v)));
+    }
+    if let Some(list) = &r.one_of {
+        parts.push(format!(
+            "is one of {}",
+            list.iter().map(short).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if let Some(t) = c.type_ {
+        parts.push(format!("is of type {}", t.as_str()));
+    }
+    if let Some(m) = &c.matches {
+        parts.push(format!("matches /{m}/"));
+    }
+    if let Some(e) = c.exists {
+        parts.push(if e {
+            "exists".into()
+        } else {
+            "is absent".into()
+        });
+    }
+    if let Some(n) = c.length {
+        parts.push(format!("has length {n}"));
+    }
+    format!("{subject} {}", parts.join(" and "))
+}
+
+fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), String> {
+    let c = r.check;
+    if let Some(exists) = c.exists {
+        match (exists, value) {
+            (true, None) => return Err(format!("{subject} is absent")),
+            (false, Some(v)) => return Err(format!("{subject} is present: {}", short(v))),
+            _ => {}
+        }
+    }
+    let needs_value = r.equals.is_some()
+        || r.not_equals.is_some()
+        || r.one_of.is_some()
+        || c.type_.is_some()
+        || c.matches.is_some()
+        || c.length.is_some();
+    if !needs_value {
+        return Ok(());
+    }
+    let Some(value) = value else {
+        return Err(format!("{subject} is absent"));
+    };
+    if let Some(expected) = &r.equals
+        && !json_eq(value, expected)
+    {
+        return Err(format!("got {}", short(value)));
+    }
+    if let Some(unwanted) = &r.not_equals
+        && json_eq(value, unwanted)
+    {
+        return Err(format!("got {}", short(value)));
+    }
+    if let Some(list) = &r.one_of
+        && !list.iter().any(|v| json_eq(value, v))
+    {
+        return Err(format!("got {}", short(value)));
+    }
+    if let Some(t) = c.type_
+        && !t.accepts(value)
+    {
+        return Err(format!(
+            "got a {} ({})",
+            JsonType::of(value).as_str(),
+            short(value)
+        ));
+    }
+    if let Some(pattern) = &c.matches {
+        let Value::String(text) = value else {
+            return Err(format!(
+                "got a {}, not a string",
+                JsonType::of(value).as_str()
+            ));
+        };
+        let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+        if !regex.is_match(text) {
+            return Err(format!("got {}", short(value)));
+        }
+    }
+    if let Some(n) = c.length {
+        let len = match value {
+            Value::Array(a) => a.len(),
+            Value::String(s) => s.chars().count(),
+            Value::Object(o) => o.len(),
+            other => {
+                return Err(format!(
+                    "got a {}, which has no length",
+                    JsonType::of(other).as_str()
+                ));
+            }
+        };
+        if len != n {
+            return Err(format!("length was {len}"));
+        }
+    }
+    Ok(())
+}
+
+/// Extracts a capture: the first node of a JSONPath (strings as is, other values as JSON),
+/// or a header.
+pub fn capture(capture: &Capture, observed: &Observed) -> Result<Value, String> {
+    match capture {
+        Capture::Path(path) => observed
+            .select(path)?
+            .cloned()
+            .ok_or_else(|| format!("{path} matched nothing in the response")),
+        Capture::Header { header } => observed
+            .header(header)
+            .map(|v| Value::String(v.to_owned()))
+            .ok_or_else(|| format!("the response has no {header} header")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(yaml: &str) -> Check {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            status: 403,
+            headers: vec![(
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body: String::new(),
+            json: Some(json!({"error": "mfa_required", "mfa_token": "tok123456", "list": [1, 2]})),
+        }
+    }
+
+    fn run(yaml: &str) -> CheckResult {
+        let c = check(yaml);
+        let r = Rendered {
+            check: &c,
+            path: c.path.clone(),
+            equals: c.equals.clone(),
+            not_equals: c.not_equals.clone(),
+            one_of: c.one_of.clone(),
+        };
+        let redactor = Redactor::default();
+        redactor.add("tok123456");
+        evaluate(&r, Severity::Must, &observed(), &redactor)
+    }
+
+    #[test]
+    fn predicates_pass_and_fail() {
+        assert_eq!(run("{req: X, status: 403}").status, CheckStatus::Passed);
+        assert_eq!(
+            run("{req: X, status: [400, 401]}").status,
+            CheckStatus::Failed
+        );
+        assert_eq!(
+            run("{req: X, path: $.error, equals: mfa_required}").status,
+            CheckStatus::Passed
+        );
+        let failed = run("{req: X, path: $.error, one_of: [a, b]}");
+        assert_eq!(failed.status, CheckStatus::Failed);
+        assert_eq!(failed.actual, "got \"mfa_required\"");
+        assert_eq!(
+            run("{req: X, path: $.list, length: 2, type: array}").status,
+            CheckStatus::Passed
+        );
+        assert_eq!(
+            run("{req: X, path: $.nope, exists: false}").status,
+            CheckStatus::Passed
+        );
+        assert_eq!(
+            run("{req: X, path: $.nope, type: string}").status,
+            CheckStatus::Failed
+        );
+        assert_eq!(
+            run("{req: X, header: Content-Type, matches: '^application/json'}").status,
+            CheckStatus::Passed
+        );
+    }
+
+    #[test]
+    fn failures_never_show_secrets() {
+        let failed = run("{req: X, path: $.mfa_token, equals: other}");
+        assert_eq!(failed.status, CheckStatus::Failed);
+        assert!(!failed.message.contains("tok123456"), "{}", failed.message);
+    }
+}

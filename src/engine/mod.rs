@@ -1,0 +1,530 @@
+//! The engine: executes one scenario against a target, step by step (template -> request
+//! -> response -> checks and captures), and returns its result. `run` (conformance) drives
+//! it over a whole suite; it knows nothing of reports.
+
+pub mod check;
+pub mod control;
+pub mod redact;
+pub mod result;
+pub mod template;
+
+use crate::scenario::load::{Suite, SuiteScenario};
+use crate::scenario::model::{Capability, Severity, Step};
+use crate::target::Target;
+use check::{Observed, Rendered};
+use control::{ControlClient, describe_reqwest};
+use redact::{Redactor, is_sensitive};
+use result::*;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+use template::{Builtins, Templates};
+
+/// Largest response body read; a bigger one fails the step (memory stays bounded).
+pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+/// Longest response body kept in a report.
+const MAX_REPORTED_BODY: usize = 4096;
+
+/// Everything shared by the scenarios of one run.
+pub struct RunContext {
+    pub target: Target,
+    pub http: reqwest::Client,
+    pub control: ControlClient,
+    pub templates: Templates,
+    pub clock_offset: Arc<AtomicI64>,
+    pub redactor: Redactor,
+    levels: HashMap<String, Severity>,
+}
+
+/// Builds the HTTP client a target needs (timeouts, trusted CA, no redirects followed: a
+/// conformance check must see the raw response).
+pub fn http_client(target: &Target) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(target.timeout)
+        .connect_timeout(target.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mfa-conform/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &target.profile.tls.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("tls.ca_cert: cannot read {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "tls.ca_cert: {} is not a PEM certificate: {e}",
+                path.display()
+            )
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if target.profile.tls.insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+impl RunContext {
+    pub fn new(target: Target, suite: &Suite, redactor: Redactor) -> Result<RunContext, String> {
+        let http = http_client(&target)?;
+        let control = ControlClient {
+            http: http.clone(),
+            timeout: target.timeout,
+        };
+        let clock_offset = Arc::new(AtomicI64::new(0));
+        let templates = Templates::new(Builtins {
+            clock_offset: clock_offset.clone(),
+            control: control.clone(),
+            messages_hook: target.profile.control.messages.clone(),
+        });
+        if let Some(secret) = &target.profile.client_secret {
+            redactor.add(secret);
+        }
+        let levels = suite
+            .catalogue
+            .requirements
+            .iter()
+            .map(|r| (r.id.clone(), r.level))
+            .collect();
+        Ok(RunContext {
+            target,
+            http,
+            control,
+            templates,
+            clock_offset,
+            redactor,
+            levels,
+        })
+    }
+
+    fn missing_capabilities(&self, scenario: &SuiteScenario) -> Vec<Capability> {
+        scenario
+            .scenario
+            .requires
+            .iter()
+            .copied()
+            .filter(|c| !self.target.has(*c))
+            .collect()
+    }
+
+    /// Runs one scenario: provision its user, setup, steps (until one blocks), teardown.
+    pub async fn run_scenario(&self, suite_scenario: &SuiteScenario) -> ScenarioResult {
+        let started = Instant::now();
+        let scenario = &suite_scenario.scenario;
+        let mut result = ScenarioResult {
+            name: suite_scenario.name.clone(),
+            file: suite_scenario.file.display().to_string(),
+            tags: scenario.tags.clone(),
+            status: ScenarioStatus::Passed,
+            skip_reason: None,
+            duration_ms: 0.0,
+            warnings: 0,
+            steps: Vec::new(),
+            error: None,
+        };
+        let missing = self.missing_capabilities(suite_scenario);
+        if !missing.is_empty() {
+            result.status = ScenarioStatus::Skipped;
+            result.skip_reason = Some(format!(
+                "the target does not claim: {}",
+                missing
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return result;
+        }
+        let profile = &self.target.profile;
+        let mut vars = json!({
+            "target": {
+                "base_url": self.target.base_url(),
+                "client_id": profile.client_id,
+                "client_secret": profile.client_secret,
+                "realm": profile.realm,
+                "audience": self.target.audience(),
+            },
+            "vars": scenario.vars,
+        });
+        if scenario.user {
+            match self
+                .control
+                .provision_user(profile.control.users.as_ref())
+                .await
+            {
+                Ok(user) => {
+                    self.redactor.add(&user.password);
+                    vars["user"] = json!({"username": user.username, "password": user.password});
+                }
+                Err(e) => {
+                    result.error = Some(StepError {
+                        kind: ErrorKind::Control,
+                        message: format!("provisioning the scenario's user: {e}"),
+                    });
+                    result.duration_ms = ms(started);
+                    return result;
+                }
+            }
+        }
+        let mut blocked = false;
+        for (phase, steps) in [
+            (Phase::Setup, &scenario.setup),
+            (Phase::Steps, &scenario.steps),
+            (Phase::Teardown, &scenario.teardown),
+        ] {
+            for step in steps {
+                if blocked && phase != Phase::Teardown {
+                    break;
+                }
+                let step_result = self.run_step(phase, step, &mut vars).await;
+                blocked |= step_result.is_blocking();
+                result.steps.push(step_result);
+            }
+        }
+        result.duration_ms = ms(started);
+        result
+    }
+
+    async fn run_step(&self, phase: Phase, step: &Step, vars: &mut Value) -> StepResult {
+        let started = Instant::now();
+        let mut ctx = vars.clone();
+        ctx["matrix"] = Value::Object(
+            step.matrix
+                .iter()
+                .filter_map(|(k, v)| v.first().map(|v| (k.clone(), v.clone())))
+                .collect(),
+        );
+        let name = self
+            .templates
+            .render(&step.name.value, &ctx)
+            .unwrap_or_else(|_| step.name.value.clone());
+        let mut result = StepResult {
+            phase,
+            name,
+            duration_ms: 0.0,
+            exchange: None,
+            checks: Vec::new(),
+            error: None,
+        };
+        let observed = match self.perform(step, &ctx, vars, &mut result).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                result.error = Some(error);
+                result.duration_ms = ms(started);
+                return result;
+            }
+        };
+        if let Some(json) = &observed.json {
+            self.redactor.add_from_json(json);
+        }
+        if let Some(exchange) = &mut result.exchange {
+            exchange.response_body = Some(self.reported_body(&observed));
+        }
+        for check in &step.checks {
+            let severity = self.severity(check);
+            let rendered = match self.render_check(check, &ctx) {
+                Ok(r) => r,
+                Err(e) => {
+                    result.error = Some(StepError {
+                        kind: ErrorKind::Scenario,
+                        message: self.redactor.text(&e),
+                    });
+                    break;
+                }
+            };
+            result.checks.push(check::evaluate(
+                &rendered,
+                severity,
+                &observed,
+                &self.redactor,
+            ));
+        }
+        for (capture_name, capture) in &step.capture {
+            match check::capture(capture, &observed) {
+                Ok(value) => {
+                    if is_sensitive(capture_name) {
+                        self.redactor.add_from_json(&json!({"secret": value}));
+                    }
+                    vars[capture_name] = value;
+                }
+                Err(e) => {
+                    if result.error.is_none() {
+                        result.error = Some(StepError {
+                            kind: ErrorKind::Scenario,
+                            message: format!("capture {capture_name}: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        result.duration_ms = ms(started);
+        result
+    }
+
+    fn severity(&self, check: &crate::scenario::model::Check) -> Severity {
+        let level = self
+            .levels
+            .get(&check.req.value)
+            .copied()
+            .unwrap_or(Severity::Must);
+        check
+            .severity
+            .as_ref()
+            .map(|s| s.value.min(level))
+            .unwrap_or(level)
+    }
+
+    fn render_check<'a>(
+        &self,
+        check: &'a crate::scenario::model::Check,
+        ctx: &Value,
+    ) -> Result<Rendered<'a>, String> {
+        let render = |v: &Option<Value>| -> Result<Option<Value>, String> {
+            v.as_ref()
+                .map(|v| self.templates.render_json(v, ctx))
+                .transpose()
+        };
+        Ok(Rendered {
+            check,
+            path: check
+                .path
+                .as_ref()
+                .map(|p| self.templates.render(p, ctx))
+                .transpose()?,
+            equals: render(&check.equals)?,
+            not_equals: render(&check.not_equals)?,
+            one_of: check
+                .one_of
+                .as_ref()
+                .map(|l| {
+                    l.iter()
+                        .map(|v| self.templates.render_json(v, ctx))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+        })
+    }
+
+    /// Executes the step's action.
+    async fn perform(
+        &self,
+        step: &Step,
+        ctx: &Value,
+        vars: &mut Value,
+        result: &mut StepResult,
+    ) -> Result<Observed, StepError> {
+        let scenario_error = |message: String| StepError {
+            kind: ErrorKind::Scenario,
+            message,
+        };
+        if let Some(seconds) = step.advance_clock {
+            self.control
+                .advance_clock(self.target.profile.control.clock.as_ref(), seconds)
+                .await
+                .map_err(|e| StepError {
+                    kind: ErrorKind::Control,
+                    message: e.0,
+                })?;
+            self.clock_offset
+                .fetch_add(i64::try_from(seconds).unwrap_or(i64::MAX), Ordering::SeqCst);
+            return Ok(Observed {
+                status: 204,
+                headers: Vec::new(),
+                body: String::new(),
+                json: None,
+            });
+        }
+        if let Some(name) = &step.new_user {
+            let user = self
+                .control
+                .provision_user(self.target.profile.control.users.as_ref())
+                .await
+                .map_err(|e| StepError {
+                    kind: ErrorKind::Control,
+                    message: e.0,
+                })?;
+            self.redactor.add(&user.password);
+            let value = json!({"username": user.username, "password": user.password});
+            vars[name] = value.clone();
+            return Ok(Observed {
+                status: 201,
+                headers: Vec::new(),
+                body: value.to_string(),
+                json: Some(value),
+            });
+        }
+        let request = step
+            .request
+            .as_ref()
+            .ok_or_else(|| scenario_error("the step has no action".into()))?;
+        let path = self
+            .templates
+            .render(&request.path, ctx)
+            .map_err(&scenario_error)?;
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path
+        } else {
+            format!("{}{}", self.target.base_url(), path)
+        };
+        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
+            .expect("methods of the model are valid");
+        let mut builder = self.http.request(method, &url);
+        for (name, value) in &request.headers {
+            let value = self.templates.render(value, ctx).map_err(&scenario_error)?;
+            builder = builder.header(name.as_str(), value);
+        }
+        if let Some(bearer) = &request.bearer {
+            let token = self
+                .templates
+                .render(bearer, ctx)
+                .map_err(&scenario_error)?;
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let omit: Vec<String> = request
+            .omit
+            .iter()
+            .map(|k| self.templates.render(k, ctx))
+            .collect::<Result<_, _>>()
+            .map_err(&scenario_error)?;
+        let has_content_type = request
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"));
+        let mut request_body = None;
+        if let Some(json_body) = &request.json {
+            let mut body = self
+                .templates
+                .render_json(json_body, ctx)
+                .map_err(&scenario_error)?;
+            if let Value::Object(map) = &mut body {
+                omit.iter().for_each(|k| {
+                    map.shift_remove(k);
+                });
+            }
+            request_body = Some(self.redactor.json(&body).to_string());
+            if !has_content_type {
+                builder = builder.header("content-type", "application/json");
+            }
+            builder = builder.body(body.to_string());
+        } else if let Some(form) = &request.form {
+            let rendered = self
+                .templates
+                .render_json(&Value::Object(form.clone().into_iter().collect()), ctx)
+                .map_err(&scenario_error)?;
+            let Value::Object(mut map) = rendered else {
+                unreachable!("an object renders to an object")
+            };
+            omit.iter().for_each(|k| {
+                map.shift_remove(k);
+            });
+            request_body = Some(self.redactor.json(&Value::Object(map.clone())).to_string());
+            if !has_content_type {
+                builder = builder.header("content-type", "application/x-www-form-urlencoded");
+            }
+            builder = builder.body(encode_form(&map));
+        } else if let Some(raw) = &request.body {
+            let body = self.templates.render(raw, ctx).map_err(&scenario_error)?;
+            request_body = Some(self.redactor.text(&body));
+            builder = builder.body(body);
+        }
+        result.exchange = Some(Exchange {
+            method: request.method.as_str().to_owned(),
+            url: self.redactor.text(&url),
+            request_body,
+            status: None,
+            content_type: None,
+            response_body: None,
+        });
+        let transport = |e: &reqwest::Error| StepError {
+            kind: ErrorKind::Transport,
+            message: format!(
+                "{} {}: {}",
+                request.method.as_str(),
+                self.redactor.text(&url),
+                describe_reqwest(e)
+            ),
+        };
+        let mut response = builder.send().await.map_err(|e| transport(&e))?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(StepError {
+                    kind: ErrorKind::Transport,
+                    message: format!(
+                        "the response body exceeds {} MB; stopped reading",
+                        MAX_RESPONSE_BYTES / (1024 * 1024)
+                    ),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let json = serde_json::from_slice(&body).ok();
+        let observed = Observed {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            json,
+            headers,
+        };
+        if let Some(exchange) = &mut result.exchange {
+            exchange.status = Some(status);
+            exchange.content_type = observed.header("content-type").map(str::to_owned);
+        }
+        Ok(observed)
+    }
+
+    fn reported_body(&self, observed: &Observed) -> String {
+        let text = match &observed.json {
+            Some(json) => self.redactor.json(json).to_string(),
+            None => self.redactor.text(&observed.body),
+        };
+        if text.len() > MAX_REPORTED_BODY {
+            let mut end = MAX_REPORTED_BODY;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}… ({} bytes)", &text[..end], text.len())
+        } else {
+            text
+        }
+    }
+}
+
+fn encode_form(map: &Map<String, Value>) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in map {
+        match value {
+            Value::Null => {}
+            Value::String(s) => {
+                out.append_pair(key, s);
+            }
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(s) => out.append_pair(key, s),
+                        other => out.append_pair(key, &other.to_string()),
+                    };
+                }
+            }
+            other => {
+                out.append_pair(key, &other.to_string());
+            }
+        }
+    }
+    out.finish()
+}
+
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,173 @@
+//! Keeps secrets out of every report, snapshot and log line: values under sensitive JSON
+//! keys are replaced structurally, and every secret value seen during a run (client secret,
+//! passwords, tokens, codes) is replaced wherever it appears in text.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+/// JSON keys (and capture names) whose values are secrets.
+pub const SENSITIVE_KEYS: [&str; 14] = [
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "mfa_token",
+    "oob_code",
+    "binding_code",
+    "otp",
+    "secret",
+    "barcode_uri",
+    "recovery_code",
+    "recovery_codes",
+    "password",
+    "client_secret",
+    "client_assertion",
+];
+
+/// Whether a key or capture name holds a secret (`mfa_token`, `new_recovery_code`, ...).
+pub fn is_sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SENSITIVE_KEYS.iter().any(|k| name == *k)
+        || ["token", "secret", "password", "recovery", "code", "otp"]
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// Shared by a whole run: scenarios add the secrets they meet; reports redact with it.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<RwLock<BTreeSet<String>>>,
+}
+
+/// Shortest value treated as a secret (shorter ones would redact ordinary words).
+const MIN_SECRET_LEN: usize = 6;
+
+impl Redactor {
+    pub fn add(&self, secret: &str) {
+        if secret.len() >= MIN_SECRET_LEN {
+            let mut set = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+            set.insert(secret.to_owned());
+            // Percent- and form-encoded forms show up in URLs and bodies.
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            if encoded != secret {
+                set.insert(encoded);
+            }
+        }
+    }
+
+    /// Adds every string under a sensitive key of `value`.
+    pub fn add_from_json(&self, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if is_sensitive(key) {
+                        self.add_all_strings(v);
+                    } else {
+                        self.add_from_json(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.add_from_json(v)),
+            _ => {}
+        }
+    }
+
+    fn add_all_strings(&self, value: &Value) {
+        match value {
+            Value::String(s) => {
+                self.add(s);
+                // The TOTP secret also sits inside `barcode_uri`.
+                if let Some(secret) = s
+                    .split(['?', '&'])
+                    .find_map(|part| part.strip_prefix("secret="))
+                {
+                    self.add(secret);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.add_all_strings(v)),
+            Value::Object(map) => map.values().for_each(|v| self.add_all_strings(v)),
+            _ => {}
+        }
+    }
+
+    /// Replaces every known secret in `text`, longest first.
+    pub fn text(&self, text: &str) -> String {
+        let set = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        let mut secrets: Vec<&String> = set.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_owned();
+        for secret in secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        out
+    }
+
+    /// A copy of `value` with sensitive keys' values replaced (keeping their JSON type) and
+    /// known secrets removed from every other string.
+    pub fn json(&self, value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let v = if is_sensitive(k) {
+                            mask(v)
+                        } else {
+                            self.json(v)
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
+            Value::String(s) => Value::String(self.text(s)),
+            other => other.clone(),
+        }
+    }
+}
+
+fn mask(value: &Value) -> Value {
+    match value {
+        Value::String(_) => Value::String("[REDACTED]".into()),
+        Value::Array(items) => Value::Array(items.iter().map(mask).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_removed_from_text_and_json() {
+        let r = Redactor::default();
+        r.add_from_json(&json!({
+            "mfa_token": "tok-abcdef",
+            "barcode_uri": "otpauth://totp/x:y?secret=JBSWY3DPEHPK3PXP&issuer=x",
+            "error": "mfa_required"
+        }));
+        r.add("short");
+        assert_eq!(r.text("Bearer tok-abcdef"), "Bearer [REDACTED]");
+        assert_eq!(r.text("code JBSWY3DPEHPK3PXP"), "code [REDACTED]");
+        assert_eq!(r.text("short"), "short");
+        let j = r.json(&json!({"recovery_codes": ["ABCDEFGH"], "n": 3, "note": "tok-abcdef"}));
+        assert_eq!(
+            j,
+            json!({"recovery_codes": ["[REDACTED]"], "n": 3, "note": "[REDACTED]"})
+        );
+    }
+
+    #[test]
+    fn sensitivity_of_names() {
+        assert!(is_sensitive("mfa_token"));
+        assert!(is_sensitive("new_recovery_code"));
+        assert!(is_sensitive("enroll_access_token"));
+        assert!(!is_sensitive("authenticator_id"));
+        assert!(!is_sensitive("error"));
+    }
+}

@@ -1,0 +1,141 @@
+//! The result model every sink (terminal, JSON, JUnit, Markdown) reads.
+
+use crate::scenario::model::Severity;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// Failed, but listed in the known-deviations file.
+    ExpectedFailure,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub requirement: String,
+    pub severity: Severity,
+    pub status: CheckStatus,
+    /// What was checked, e.g. `$.error equals "mfa_required"`.
+    pub check: String,
+    /// What was found (redacted).
+    pub actual: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_failure_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Setup,
+    Steps,
+    Teardown,
+}
+
+/// What went wrong outside the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Connection refused, DNS, TLS, timeout, reset: the target could not be reached.
+    Transport,
+    /// A control hook (users, messages, clock) failed.
+    Control,
+    /// A template referred to something undefined, a capture found nothing...
+    Scenario,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub phase: Phase,
+    pub name: String,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+}
+
+impl StepResult {
+    /// A `must` check failed or the step could not run: later steps are not attempted.
+    pub fn is_blocking(&self) -> bool {
+        self.error.is_some()
+            || self
+                .checks
+                .iter()
+                .any(|c| c.status == CheckStatus::Failed && c.severity == Severity::Must)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub file: String,
+    pub tags: Vec<String>,
+    pub status: ScenarioStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    pub duration_ms: f64,
+    /// `should` checks that failed.
+    pub warnings: usize,
+    pub steps: Vec<StepResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+}
+
+impl ScenarioResult {
+    pub fn checks(&self) -> impl Iterator<Item = &CheckResult> {
+        self.steps.iter().flat_map(|s| s.checks.iter())
+    }
+
+    /// Settles `status` and `warnings` from the checks and errors (`strict`: `should`
+    /// failures fail too).
+    pub fn settle(&mut self, strict: bool) {
+        if self.status == ScenarioStatus::Skipped {
+            return;
+        }
+        self.warnings = self
+            .checks()
+            .filter(|c| c.status == CheckStatus::Failed && c.severity == Severity::Should)
+            .count();
+        let failed_check = self
+            .checks()
+            .any(|c| c.status == CheckStatus::Failed && (c.severity == Severity::Must || strict));
+        let errored = self.error.is_some() || self.steps.iter().any(|s| s.error.is_some());
+        self.status = if failed_check || errored {
+            ScenarioStatus::Failed
+        } else {
+            ScenarioStatus::Passed
+        };
+    }
+}

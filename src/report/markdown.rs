@@ -1,0 +1,189 @@
+//! Markdown: `summary.md` (fit for a CI job summary) and `compatibility.md` (requirements by
+//! area: what a vendor shows a customer).
+
+use super::{RequirementStatus, RunReport};
+use crate::engine::result::{CheckStatus, ScenarioStatus};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn summary(report: &RunReport) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let verdict = if s.failed == 0 && !report.interrupted {
+        "passed"
+    } else {
+        "FAILED"
+    };
+    let _ = writeln!(
+        out,
+        "# mfa-conform: {} against `{}`\n",
+        verdict, report.target.name
+    );
+    if report.interrupted {
+        let _ = writeln!(out, "**Interrupted**: only part of the suite ran.\n");
+    }
+    let _ = writeln!(
+        out,
+        "| scenarios | passed | failed | skipped | warnings | expected failures |\n|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} |\n",
+        s.scenarios, s.passed, s.failed, s.skipped, s.warnings, s.expected_failures
+    );
+    let _ = writeln!(
+        out,
+        "Target `{}`, suite {} (`{}`), {:.0} ms.\n",
+        report.target.base_url, report.suite.version, report.suite.content_hash, report.duration_ms
+    );
+    let failed: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == ScenarioStatus::Failed)
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "## Failures\n");
+        for scenario in failed {
+            let _ = writeln!(out, "### {}\n", scenario.name);
+            if let Some(e) = &scenario.error {
+                let _ = writeln!(out, "- error: {}", e.message);
+            }
+            for step in &scenario.steps {
+                if let Some(e) = &step.error {
+                    let _ = writeln!(out, "- step **{}**: {}", step.name, e.message);
+                }
+                for c in step
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == CheckStatus::Failed)
+                {
+                    let _ = writeln!(
+                        out,
+                        "- step **{}** `{}` ({:?}): {}",
+                        step.name, c.requirement, c.severity, c.message
+                    );
+                }
+            }
+            out.push('\n');
+        }
+    }
+    let warned: Vec<_> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
+        .flat_map(|(s, st)| {
+            st.checks
+                .iter()
+                .filter(|c| {
+                    c.status == CheckStatus::Failed
+                        && c.severity == crate::scenario::Severity::Should
+                })
+                .map(move |c| (s, st, c))
+        })
+        .collect();
+    if !warned.is_empty() {
+        let _ = writeln!(out, "## Warnings (`should`)\n");
+        for (s, st, c) in warned {
+            let _ = writeln!(
+                out,
+                "- {} / {} `{}`: {}",
+                s.name, st.name, c.requirement, c.message
+            );
+        }
+        out.push('\n');
+    }
+    if !s.unexpected_passes.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Expected failures that now pass\n\nRemove them from the known-deviations file: {}\n",
+            s.unexpected_passes.join(", ")
+        );
+    }
+    let skipped: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == ScenarioStatus::Skipped)
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "## Skipped\n");
+        for s in skipped {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                s.name,
+                s.skip_reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out
+}
+
+pub fn compatibility(report: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# MFA API compatibility report\n");
+    let _ = writeln!(
+        out,
+        "- Target: `{}` ({})\n- Capabilities claimed: {}\n- Suite: version {}, content hash `{}`\n- Date: {}\n- Tool: mfa-conform {}{}\n",
+        report.target.name,
+        report.target.base_url,
+        if report.target.capabilities.is_empty() {
+            "none".to_owned()
+        } else {
+            report.target.capabilities.join(", ")
+        },
+        report.suite.version,
+        report.suite.content_hash,
+        report.started_at,
+        report.tool.version,
+        if report.strict { " (strict)" } else { "" }
+    );
+    let mut by_area: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for r in &report.requirements {
+        by_area.entry(r.area).or_default().push(r);
+    }
+    let _ = writeln!(
+        out,
+        "| area | pass | warn | fail | expected | skip |\n|---|---|---|---|---|---|"
+    );
+    for (area, reqs) in &by_area {
+        let count = |st: RequirementStatus| reqs.iter().filter(|r| r.status == st).count();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            area.title(),
+            count(RequirementStatus::Pass),
+            count(RequirementStatus::Warn),
+            count(RequirementStatus::Fail),
+            count(RequirementStatus::Expected),
+            count(RequirementStatus::Skip)
+        );
+    }
+    out.push('\n');
+    for (area, reqs) in &by_area {
+        let _ = writeln!(
+            out,
+            "## {}\n\n| requirement | level | status | text | source |\n|---|---|---|---|---|",
+            area.title()
+        );
+        for r in reqs {
+            let status = match r.status {
+                RequirementStatus::Pass => "pass",
+                RequirementStatus::Warn => "WARN",
+                RequirementStatus::Fail => "FAIL",
+                RequirementStatus::Expected => "expected failure",
+                RequirementStatus::Skip => "skip",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {:?} | {} | {} | {} |",
+                r.id,
+                r.level,
+                status,
+                cell(&r.text),
+                cell(&r.source)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}

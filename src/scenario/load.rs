@@ -1,0 +1,486 @@
+//! Loading a suite: the requirements catalogue and every `*.yaml` scenario in a directory,
+//! parsed strictly (unknown keys are errors) and validated against the catalogue. Errors
+//! carry file, line and column, and a rendered snippet with the spot underlined.
+
+use super::model::*;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use serde_saphyr::Location;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The catalogue's file name inside a scenarios directory.
+pub const CATALOGUE_FILE: &str = "requirements.yaml";
+
+/// A mistake in a user's file.
+#[derive(Debug, Clone)]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    /// The source snippet with the spot underlined (no colours).
+    pub snippet: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        if !self.snippet.is_empty() {
+            write!(f, "\n{}", self.snippet.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+fn render(report: &dyn miette::Diagnostic) -> String {
+    let mut out = String::new();
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .with_links(false);
+    let _ = handler.render_report(&mut out, report);
+    out
+}
+
+impl LoadError {
+    fn at(file: &Path, source: &str, location: Option<Location>, message: String) -> LoadError {
+        let (line, column) = location.map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let offset = location
+            .and_then(|l| l.span().byte_offset())
+            .map(|o| o as usize)
+            .unwrap_or_else(|| byte_offset(source, line, column));
+        let diagnostic = MietteDiagnostic::new(message.clone())
+            .with_label(LabeledSpan::at(offset..offset + 1, "here"));
+        let report = miette::Report::new(diagnostic).with_source_code(NamedSource::new(
+            file.display().to_string(),
+            source.to_owned(),
+        ));
+        LoadError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+            snippet: render(report.as_ref()),
+        }
+    }
+
+    fn whole_file(file: &Path, message: String) -> LoadError {
+        LoadError {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            message,
+            snippet: String::new(),
+        }
+    }
+}
+
+fn byte_offset(source: &str, line: u64, column: u64) -> usize {
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line {
+            return (offset + column.saturating_sub(1) as usize)
+                .min(source.len().saturating_sub(1));
+        }
+        offset += l.len();
+    }
+    source.len().saturating_sub(1)
+}
+
+/// Parses YAML into `T`, turning a serde error into a located [`LoadError`].
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    source: &str,
+) -> Result<T, LoadError> {
+    serde_saphyr::from_str::<T>(source).map_err(|e| {
+        let location = e.location();
+        let (line, column) = location.map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let report =
+            serde_saphyr::miette::to_miette_report(&e, source, &file.display().to_string());
+        LoadError {
+            file: file.to_owned(),
+            line,
+            column,
+            message: first_line(&e.to_string()),
+            snippet: render(report.as_ref()),
+        }
+    })
+}
+
+fn first_line(text: &str) -> String {
+    let text = text.lines().next().unwrap_or("").trim();
+    // serde-saphyr prefixes its messages with the position, which we show separately.
+    match text.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") || head.contains(" line ") => {
+            rest.to_owned()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// A scenario ready to run: matrix steps expanded, name settled.
+#[derive(Debug, Clone)]
+pub struct SuiteScenario {
+    pub name: String,
+    pub file: PathBuf,
+    pub scenario: Scenario,
+}
+
+/// A loaded suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub dir: PathBuf,
+    pub catalogue: Catalogue,
+    pub scenarios: Vec<SuiteScenario>,
+    /// `sha256:<hex>` of the catalogue and every scenario file, in name order.
+    pub content_hash: String,
+}
+
+impl Suite {
+    pub fn requirement(&self, id: &str) -> Option<&Requirement> {
+        self.catalogue.requirements.iter().find(|r| r.id == id)
+    }
+
+    /// Loads `dir/requirements.yaml` and every other `*.yaml` in `dir` (sorted by name).
+    /// All files are checked; every error found is returned, not only the first.
+    pub fn load(dir: &Path) -> Result<Suite, Vec<LoadError>> {
+        let catalogue_path = dir.join(CATALOGUE_FILE);
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| LoadError::whole_file(path, format!("cannot read file: {e}")))
+        };
+        let mut hasher = Sha256::new();
+        let catalogue_text = read(&catalogue_path).map_err(|e| vec![e])?;
+        hasher.update(catalogue_text.as_bytes());
+        let catalogue: Catalogue =
+            parse_yaml(&catalogue_path, &catalogue_text).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
+        let mut seen_ids = HashSet::new();
+        for requirement in &catalogue.requirements {
+            if !seen_ids.insert(requirement.id.as_str()) {
+                errors.push(LoadError::whole_file(
+                    &catalogue_path,
+                    format!("requirement id {:?} appears twice", requirement.id),
+                ));
+            }
+        }
+        let levels: HashMap<&str, Severity> = catalogue
+            .requirements
+            .iter()
+            .map(|r| (r.id.as_str(), r.level))
+            .collect();
+
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| {
+                vec![LoadError::whole_file(
+                    dir,
+                    format!("cannot read directory: {e}"),
+                )]
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                    && p.file_name().is_some_and(|n| n != CATALOGUE_FILE)
+            })
+            .collect();
+        files.sort();
+
+        let mut scenarios = Vec::new();
+        let mut names: HashMap<String, PathBuf> = HashMap::new();
+        for file in files {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+            hasher.update(text.as_bytes());
+            let scenario: Scenario = match parse_yaml(&file, &text) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let before = errors.len();
+            validate(&file, &text, &scenario, &levels, &mut errors);
+            if errors.len() > before {
+                continue;
+            }
+            let name = scenario.name.clone().unwrap_or_else(|| {
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            if let Some(other) = names.insert(name.clone(), file.clone()) {
+                errors.push(LoadError::whole_file(
+                    &file,
+                    format!("scenario name {name:?} is also used by {}", other.display()),
+                ));
+                continue;
+            }
+            scenarios.push(SuiteScenario {
+                name,
+                file,
+                scenario: expand(scenario),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let content_hash = format!("sha256:{digest}");
+        Ok(Suite {
+            dir: dir.to_owned(),
+            catalogue,
+            scenarios,
+            content_hash,
+        })
+    }
+}
+
+/// Checks what serde cannot: requirement ids, severities, one action per step, one subject
+/// per check, valid regexes and JSONPaths.
+fn validate(
+    file: &Path,
+    source: &str,
+    scenario: &Scenario,
+    levels: &HashMap<&str, Severity>,
+    errors: &mut Vec<LoadError>,
+) {
+    let mut error = |location: Location, message: String| {
+        errors.push(LoadError::at(file, source, Some(location), message));
+    };
+    if scenario.steps.is_empty() {
+        errors_push_whole(
+            file,
+            "a scenario needs at least one step in `steps`",
+            &mut error,
+        );
+    }
+    let all_steps = scenario
+        .setup
+        .iter()
+        .chain(&scenario.steps)
+        .chain(&scenario.teardown);
+    for step in all_steps {
+        let at = step.name.referenced;
+        let actions = [
+            step.request.is_some(),
+            step.advance_clock.is_some(),
+            step.new_user.is_some(),
+        ]
+        .iter()
+        .filter(|a| **a)
+        .count();
+        if actions != 1 {
+            error(
+                at,
+                format!(
+                    "step {:?} must have exactly one action (request, advance_clock or new_user); it has {actions}",
+                    step.name.value
+                ),
+            );
+        }
+        if step.advance_clock.is_some() && !scenario.requires.contains(&Capability::Clock) {
+            error(
+                at,
+                format!(
+                    "step {:?} advances the clock, so the scenario must list `clock` in `requires`",
+                    step.name.value
+                ),
+            );
+        }
+        if let Some(request) = &step.request {
+            let bodies = [
+                request.json.is_some(),
+                request.form.is_some(),
+                request.body.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if bodies > 1 {
+                error(
+                    at,
+                    format!(
+                        "step {:?}: use only one of json, form and body",
+                        step.name.value
+                    ),
+                );
+            }
+        }
+        for (key, values) in &step.matrix {
+            if values.is_empty() {
+                error(
+                    at,
+                    format!(
+                        "step {:?}: matrix key {key:?} has no values",
+                        step.name.value
+                    ),
+                );
+            }
+        }
+        for (name, capture) in &step.capture {
+            if let Capture::Path(path) = capture
+                && let Err(e) = serde_json_path::JsonPath::parse(path)
+            {
+                error(
+                    at,
+                    format!("capture {name:?}: invalid JSONPath {path:?}: {e}"),
+                );
+            }
+        }
+        for check in &step.checks {
+            validate_check(check, levels, &mut error);
+        }
+    }
+}
+
+fn errors_push_whole(file: &Path, message: &str, error: &mut impl FnMut(Location, String)) {
+    let _ = file;
+    error(Location::UNKNOWN, message.to_owned());
+}
+
+fn validate_check(
+    check: &Check,
+    levels: &HashMap<&str, Severity>,
+    error: &mut impl FnMut(Location, String),
+) {
+    let at = check.req.referenced;
+    let id = check.req.value.as_str();
+    match levels.get(id) {
+        None => error(
+            at,
+            format!("unknown requirement {id:?} (not in {CATALOGUE_FILE})"),
+        ),
+        Some(level) => {
+            if let Some(severity) = &check.severity
+                && severity.value > *level
+            {
+                error(
+                    severity.referenced,
+                    format!(
+                        "requirement {id} is a `should` (its source is inferred or open), so its checks cannot be `must`"
+                    ),
+                );
+            }
+        }
+    }
+    let subjects = [
+        check.status.is_some(),
+        check.header.is_some(),
+        check.path.is_some(),
+        check.body.is_some(),
+    ]
+    .iter()
+    .filter(|s| **s)
+    .count();
+    if subjects != 1 {
+        error(
+            at,
+            format!(
+                "a check needs exactly one subject (status, header, path or body); this one has {subjects}"
+            ),
+        );
+    }
+    let predicates = [
+        check.equals.is_some(),
+        check.not_equals.is_some(),
+        check.one_of.is_some(),
+        check.type_.is_some(),
+        check.matches.is_some(),
+        check.exists.is_some(),
+        check.length.is_some(),
+    ]
+    .iter()
+    .filter(|p| **p)
+    .count();
+    if (check.header.is_some() || check.path.is_some()) && predicates == 0 {
+        error(
+            at,
+            "a header or path check needs a predicate: equals, not_equals, one_of, type, matches, exists or length"
+                .to_owned(),
+        );
+    }
+    if (check.status.is_some() || check.body.is_some()) && predicates > 0 {
+        error(
+            at,
+            "status and body checks take no predicate (write `status: [400, 401]` for one of)"
+                .to_owned(),
+        );
+    }
+    if let Some(path) = &check.path
+        && let Err(e) = serde_json_path::JsonPath::parse(path)
+    {
+        error(at, format!("invalid JSONPath {path:?}: {e}"));
+    }
+    if let Some(pattern) = &check.matches
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        error(
+            at,
+            format!(
+                "invalid regular expression {pattern:?}: {}",
+                first_line(&e.to_string())
+            ),
+        );
+    }
+}
+
+/// Expands matrix steps into one step per combination, with `matrix` values kept in a
+/// one-entry-per-key form the engine exposes as `matrix.<key>`.
+fn expand(mut scenario: Scenario) -> Scenario {
+    let expand_steps = |steps: Vec<Step>| -> Vec<Step> {
+        steps
+            .into_iter()
+            .flat_map(|step| {
+                if step.matrix.is_empty() {
+                    return vec![step];
+                }
+                let mut combos: Vec<indexmap::IndexMap<String, serde_json::Value>> =
+                    vec![Default::default()];
+                for (key, values) in &step.matrix {
+                    combos = combos
+                        .into_iter()
+                        .flat_map(|combo| {
+                            values.iter().map(move |v| {
+                                let mut c = combo.clone();
+                                c.insert(key.clone(), v.clone());
+                                c
+                            })
+                        })
+                        .collect();
+                }
+                combos
+                    .into_iter()
+                    .map(|combo| {
+                        let mut s = step.clone();
+                        s.matrix = combo.into_iter().map(|(k, v)| (k, vec![v])).collect();
+                        s
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    scenario.setup = expand_steps(std::mem::take(&mut scenario.setup));
+    scenario.steps = expand_steps(std::mem::take(&mut scenario.steps));
+    scenario.teardown = expand_steps(std::mem::take(&mut scenario.teardown));
+    scenario
+}

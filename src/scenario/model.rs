@@ -1,0 +1,345 @@
+//! The scenario format: plain serde types, no I/O. The JSON Schema editors use
+//! (`mfa-conform schema`) is generated from these types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+/// One scenario file: an MFA flow, step by step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique name; defaults to the file name without `.yaml`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the scenario shows, in a sentence or two.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free-form labels for `--tag` / `--skip-tag` filtering.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Capabilities the target must claim; otherwise the scenario is skipped.
+    #[serde(default)]
+    pub requires: Vec<Capability>,
+    /// Provision a fresh user (`user.username`, `user.password`) before setup. Default true.
+    #[serde(default = "yes")]
+    pub user: bool,
+    /// Scenario-level values, available to templates as `vars.<name>`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, Value>")]
+    pub vars: IndexMap<String, Value>,
+    /// Steps that prepare the flow; they always run, and a failure in them fails the scenario.
+    #[serde(default)]
+    pub setup: Vec<Step>,
+    /// The flow under test. Stops at the first step whose `must` check fails.
+    pub steps: Vec<Step>,
+    /// Steps that always run at the end, even after a failure.
+    #[serde(default)]
+    pub teardown: Vec<Step>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Something a target can do that some scenarios need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    Otp,
+    Sms,
+    Voice,
+    Email,
+    RecoveryCode,
+    /// The control API can move the target's clock forward.
+    Clock,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Capability::Otp,
+        Capability::Sms,
+        Capability::Voice,
+        Capability::Email,
+        Capability::RecoveryCode,
+        Capability::Clock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Otp => "otp",
+            Capability::Sms => "sms",
+            Capability::Voice => "voice",
+            Capability::Email => "email",
+            Capability::RecoveryCode => "recovery-code",
+            Capability::Clock => "clock",
+        }
+    }
+}
+
+/// One step: exactly one action (`request`, `advance_clock`, `new_user`), then checks and
+/// captures on its result.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Shown in reports; may use `{{ ... }}` (e.g. matrix values).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Runs the step once per combination of these values (`{{ matrix.<key> }}`).
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, Vec<Value>>")]
+    pub matrix: IndexMap<String, Vec<Value>>,
+    /// An HTTP request to the target.
+    #[serde(default)]
+    pub request: Option<Request>,
+    /// Moves the target's clock forward this many seconds (needs the `clock` capability).
+    #[serde(default)]
+    pub advance_clock: Option<u64>,
+    /// Provisions another user, available to templates as `<name>.username` / `.password`.
+    #[serde(default)]
+    pub new_user: Option<String>,
+    /// Expectations on the result.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// Values to keep for later steps: `name: "$.json.path"` or `name: {header: x}`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, Capture>")]
+    pub capture: IndexMap<String, Capture>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// An HTTP request; every string in it is a template.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub method: Method,
+    /// Path relative to the target's `base_url` (or an absolute URL).
+    pub path: String,
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub headers: IndexMap<String, String>,
+    /// Shorthand for `Authorization: Bearer <value>`.
+    #[serde(default)]
+    pub bearer: Option<String>,
+    /// A JSON body.
+    #[serde(default)]
+    pub json: Option<Value>,
+    /// A form-urlencoded body (values: strings, numbers, or lists for repeated keys).
+    #[serde(default)]
+    #[schemars(with = "Option<IndexMap<String, Value>>")]
+    pub form: Option<IndexMap<String, Value>>,
+    /// A raw body, sent as is (set `Content-Type` in `headers`).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Top-level body keys to remove after templating (for "missing parameter" checks).
+    #[serde(default)]
+    pub omit: Vec<String>,
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Capture {
+    /// An RFC 9535 JSONPath into the response body (first match).
+    Path(String),
+    /// A response header.
+    Header { header: String },
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A failure is a warning.
+    Should,
+    /// A failure fails the scenario.
+    Must,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Array,
+    Object,
+    Null,
+}
+
+impl JsonType {
+    pub fn of(value: &Value) -> JsonType {
+        match value {
+            Value::String(_) => JsonType::String,
+            Value::Number(n) if n.is_i64() || n.is_u64() => JsonType::Integer,
+            Value::Number(_) => JsonType::Number,
+            Value::Bool(_) => JsonType::Boolean,
+            Value::Array(_) => JsonType::Array,
+            Value::Object(_) => JsonType::Object,
+            Value::Null => JsonType::Null,
+        }
+    }
+
+    pub fn accepts(self, value: &Value) -> bool {
+        let actual = JsonType::of(value);
+        actual == self || (self == JsonType::Number && actual == JsonType::Integer)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Integer => "integer",
+            JsonType::Boolean => "boolean",
+            JsonType::Array => "array",
+            JsonType::Object => "object",
+            JsonType::Null => "null",
+        }
+    }
+}
+
+/// `status: 403` or `status: [400, 401]` (one of).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusExpect {
+    One(u16),
+    AnyOf(Vec<u16>),
+}
+
+impl StatusExpect {
+    pub fn accepts(&self, status: u16) -> bool {
+        match self {
+            StatusExpect::One(s) => *s == status,
+            StatusExpect::AnyOf(list) => list.contains(&status),
+        }
+    }
+}
+
+/// One expectation, tied to a requirement of the catalogue.
+///
+/// Subject: `status`, `header: <name>`, `path: <JSONPath>` or `body: json|empty`.
+/// Predicates (for header and path): `equals`, `not_equals`, `one_of`, `type`, `matches`,
+/// `exists`, `length`; several may be combined (all must hold).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Requirement id from the catalogue (`scenarios/requirements.yaml`).
+    #[schemars(with = "String")]
+    pub req: Spanned<String>,
+    /// Defaults to the requirement's level; can lower `must` to `should`, never raise it.
+    #[serde(default)]
+    #[schemars(with = "Option<Severity>")]
+    pub severity: Option<Spanned<Severity>>,
+    #[serde(default)]
+    pub status: Option<StatusExpect>,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub body: Option<BodyExpect>,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default)]
+    pub not_equals: Option<Value>,
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+    #[serde(default, rename = "type")]
+    pub type_: Option<JsonType>,
+    /// A regular expression the (string) value must match.
+    #[serde(default)]
+    pub matches: Option<String>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// Length of an array, string or object.
+    #[serde(default)]
+    pub length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyExpect {
+    /// The body parses as JSON.
+    Json,
+    /// The body is empty.
+    Empty,
+}
+
+/// An entry of the requirements catalogue.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub id: String,
+    pub area: Area,
+    /// What an implementation must (or should) do.
+    pub text: String,
+    /// Where it comes from: fact-sheet section and confidence tag (REC, DOC, SDK, INF, OPEN).
+    pub source: String,
+    /// `should` where the source is INF or OPEN.
+    pub level: Severity,
+}
+
+/// Areas of the compatibility report.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Area {
+    Login,
+    Otp,
+    Oob,
+    RecoveryCodes,
+    Management,
+    Errors,
+    Security,
+    Discovery,
+}
+
+impl Area {
+    pub fn title(self) -> &'static str {
+        match self {
+            Area::Login => "Login (mfa_required)",
+            Area::Otp => "OTP",
+            Area::Oob => "SMS, voice and email",
+            Area::RecoveryCodes => "Recovery codes",
+            Area::Management => "Authenticator management",
+            Area::Errors => "Errors",
+            Area::Security => "Security",
+            Area::Discovery => "Discovery and tokens",
+        }
+    }
+}
+
+/// The catalogue file: `requirements: [...]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    /// Suite version, shown in reports.
+    pub version: String,
+    pub requirements: Vec<Requirement>,
+}

@@ -1,0 +1,204 @@
+//! Target profiles: which implementation to test, with which client, and how to reach its
+//! test-control hooks. `${VAR}` in a profile is read from the environment.
+
+use crate::scenario::load::{LoadError, parse_yaml};
+use crate::scenario::model::Capability;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetProfile {
+    /// `https://tenant.example.com`
+    pub base_url: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Default: `<base_url>/mfa/`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub tls: Tls,
+    /// Per-request timeout, e.g. `10s`, `500ms`. Default 10s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    pub users: Option<Hook>,
+    pub messages: Option<Hook>,
+    pub clock: Option<Hook>,
+}
+
+/// A control hook: a URL (the reference server's contract) or a command printing the same
+/// JSON on stdout (`{to}` and `{seconds}` substituted in its arguments).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Hook {
+    Url(String),
+    Command { command: Vec<String> },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// A PEM CA certificate to trust (for a self-signed or private-CA target).
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any certificate (never for production targets).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// A profile ready to use: defaults applied, name known.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The profile's file stem (`reference` for the embedded server).
+    pub name: String,
+    pub profile: TargetProfile,
+    pub timeout: Duration,
+}
+
+impl Target {
+    pub fn base_url(&self) -> &str {
+        self.profile.base_url.trim_end_matches('/')
+    }
+
+    pub fn audience(&self) -> String {
+        self.profile
+            .audience
+            .clone()
+            .unwrap_or_else(|| format!("{}/mfa/", self.base_url()))
+    }
+
+    pub fn has(&self, capability: Capability) -> bool {
+        self.profile.capabilities.contains(&capability)
+    }
+
+    /// Reads a profile file, substituting `${VAR}` from the environment.
+    pub fn load(path: &Path) -> Result<Target, LoadError> {
+        let raw = std::fs::read_to_string(path).map_err(|e| LoadError {
+            file: path.to_owned(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read target profile: {e}"),
+            snippet: String::new(),
+        })?;
+        let text = substitute_env(path, &raw, |name| std::env::var(name).ok())?;
+        let profile: TargetProfile = parse_yaml(path, &text)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "target".into());
+        Target::new(name, profile).map_err(|message| LoadError {
+            file: path.to_owned(),
+            line: 1,
+            column: 1,
+            message,
+            snippet: String::new(),
+        })
+    }
+
+    pub fn new(name: String, profile: TargetProfile) -> Result<Target, String> {
+        let url = url::Url::parse(&profile.base_url)
+            .map_err(|e| format!("base_url {:?} is not a URL: {e}", profile.base_url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "base_url must be http or https, not {}",
+                url.scheme()
+            ));
+        }
+        let timeout = match &profile.timeout {
+            None => Duration::from_secs(10),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                format!("timeout {text:?} is not a duration (write e.g. 10s, 500ms, 1m)")
+            })?,
+        };
+        Ok(Target {
+            name,
+            profile,
+            timeout,
+        })
+    }
+}
+
+/// `500ms`, `10s`, `2m`, `1h` (also combined: `1m30s`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let span: jiff::Span = text.trim().parse().ok()?;
+    let signed = jiff::SignedDuration::try_from(span).ok()?;
+    Duration::try_from(signed).ok()
+}
+
+/// Replaces `${NAME}` with the variable's value; an unset variable is an error at its line.
+fn substitute_env(
+    path: &Path,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, LoadError> {
+    let pattern = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex");
+    let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let mut last = 0;
+        for caps in pattern.captures_iter(line) {
+            let whole = caps.get(0).expect("match");
+            let name = &caps[1];
+            let value = lookup(name).ok_or_else(|| LoadError {
+                file: path.to_owned(),
+                line: index as u64 + 1,
+                column: whole.start() as u64 + 1,
+                message: format!("environment variable {name} is not set"),
+                snippet: String::new(),
+            })?;
+            out.push_str(&line[last..whole.start()]);
+            // Quote-safe: the value lands inside a YAML scalar, so keep it on one line.
+            out.push_str(&value.replace('\n', " "));
+            last = whole.end();
+        }
+        out.push_str(&line[last..]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_substitution_and_errors() {
+        let lookup = |n: &str| (n == "SECRET").then(|| "s3cr3t".to_owned());
+        let p = Path::new("t.yaml");
+        assert_eq!(
+            substitute_env(p, "a: ${SECRET}\nb: x\n", lookup).unwrap(),
+            "a: s3cr3t\nb: x\n"
+        );
+        let err = substitute_env(p, "a: 1\nb: ${MISSING}\n", lookup).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 4));
+        assert!(err.message.contains("MISSING"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("ten"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_location() {
+        let err =
+            parse_yaml::<TargetProfile>(Path::new("t.yaml"), "base_url: http://x\nclient: a\n")
+                .unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("client"), "{}", err.message);
+    }
+}
