@@ -58,9 +58,16 @@ impl LoadError {
         let offset = location
             .and_then(|l| l.span().byte_offset())
             .map(|o| o as usize)
-            .unwrap_or_else(|| byte_offset(source, line, column));
+            .unwrap_or_else(|| byte_offset(source, line, column))
+            .min(source.len());
+        let len = location
+            .and_then(|l| l.span().byte_len())
+            .map(|l| l as usize)
+            .filter(|l| *l > 0)
+            .unwrap_or(1)
+            .min(source.len().saturating_sub(offset).max(1));
         let diagnostic = MietteDiagnostic::new(message.clone())
-            .with_label(LabeledSpan::at(offset..offset + 1, "here"));
+            .with_label(LabeledSpan::at(offset..offset + len, "here"));
         let report = miette::Report::new(diagnostic).with_source_code(NamedSource::new(
             file.display().to_string(),
             source.to_owned(),
@@ -102,30 +109,26 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     file: &Path,
     source: &str,
 ) -> Result<T, LoadError> {
-    serde_saphyr::from_str::<T>(source).map_err(|e| {
-        let location = e.location();
-        let (line, column) = location.map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        let report =
-            serde_saphyr::miette::to_miette_report(&e, source, &file.display().to_string());
-        LoadError {
-            file: file.to_owned(),
-            line,
-            column,
-            message: first_line(&e.to_string()),
-            snippet: render(report.as_ref()),
-        }
-    })
+    serde_saphyr::from_str::<T>(source)
+        .map_err(|e| LoadError::at(file, source, e.location(), clean_message(&e.to_string())))
 }
 
-fn first_line(text: &str) -> String {
-    let text = text.lines().next().unwrap_or("").trim();
-    // serde-saphyr prefixes its messages with the position, which we show separately.
-    match text.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") || head.contains(" line ") => {
-            rest.to_owned()
-        }
-        _ => text.to_owned(),
+/// serde-saphyr prefixes messages with the position (shown separately here), and a few
+/// serde messages name Rust types; say what the user should write instead.
+fn clean_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("").trim();
+    let prefix = regex::Regex::new(r"^(error: )?line \d+ column \d+: ").expect("valid regex");
+    let message = prefix.replace(first, "").into_owned();
+    if message.contains("untagged enum StatusExpect") {
+        return "expected a status code (403) or a list of them ([400, 401])".to_owned();
     }
+    if message.contains("untagged enum Capture") {
+        return "expected a JSONPath string (\"$.mfa_token\") or {header: name}".to_owned();
+    }
+    if message.contains("untagged enum Hook") {
+        return "expected a URL string or {command: [program, args...]}".to_owned();
+    }
+    message
 }
 
 /// A scenario ready to run: matrix steps expanded, name settled.
@@ -434,12 +437,17 @@ fn validate_check(
     if let Some(pattern) = &check.matches
         && let Err(e) = regex::Regex::new(pattern)
     {
+        let detail = e.to_string();
+        let detail = detail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned();
         error(
             at,
-            format!(
-                "invalid regular expression {pattern:?}: {}",
-                first_line(&e.to_string())
-            ),
+            format!("invalid regular expression {pattern:?}: {detail}"),
         );
     }
 }
