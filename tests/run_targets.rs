@@ -1,0 +1,301 @@
+//! The runner can fail: a target with deliberate deviations (a proxy in front of the
+//! reference server that changes a status, drops a field, or lets a recovery code be used
+//! twice) is reported failing with the right requirement id for each deviation, and a
+//! target that lacks a capability gets skips.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use mfa_conform::run::{RunOptions, run};
+use mfa_conform::server::{self, ServeOptions};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Deviation {
+    None,
+    /// `mfa_required` answered with 401 instead of 403.
+    WrongStatus,
+    /// `barcode_uri` missing from the OTP association.
+    MissingField,
+    /// A recovery code that already worked works again (the first answer is replayed).
+    ReusableRecoveryCode,
+}
+
+struct Proxy {
+    upstream: String,
+    client: reqwest::Client,
+    deviation: Deviation,
+    used_recovery_codes: Mutex<HashMap<String, (u16, Vec<u8>)>>,
+}
+
+async fn forward(
+    State(proxy): State<Arc<Proxy>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let recovery_code = (proxy.deviation == Deviation::ReusableRecoveryCode)
+        .then(|| {
+            url::form_urlencoded::parse(&body)
+                .find(|(k, _)| k == "recovery_code")
+                .map(|(_, v)| v.into_owned())
+        })
+        .flatten();
+    if let Some(code) = &recovery_code
+        && let Some((status, body)) = proxy.used_recovery_codes.lock().unwrap().get(code)
+    {
+        return (
+            StatusCode::from_u16(*status).unwrap(),
+            [("content-type", "application/json")],
+            body.clone(),
+        )
+            .into_response();
+    }
+    let url = format!(
+        "{}{}",
+        proxy.upstream,
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let mut request = proxy.client.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let upstream = request.send().await.unwrap();
+    let mut status = upstream.status().as_u16();
+    let content_type = upstream
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let mut bytes = upstream.bytes().await.unwrap().to_vec();
+    if let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
+        match proxy.deviation {
+            Deviation::WrongStatus if json["error"] == "mfa_required" => status = 401,
+            Deviation::MissingField => {
+                if let Some(map) = json.as_object_mut() {
+                    map.remove("barcode_uri");
+                }
+            }
+            _ => {}
+        }
+        bytes = serde_json::to_vec(&json).unwrap();
+    }
+    if let Some(code) = recovery_code
+        && status == 200
+    {
+        proxy
+            .used_recovery_codes
+            .lock()
+            .unwrap()
+            .insert(code, (status, bytes.clone()));
+    }
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert("content-type", ct.parse().unwrap());
+    }
+    response
+}
+
+/// Starts a reference server and a deviating proxy in front of it; returns the proxy URL.
+async fn deviant_target(deviation: Deviation) -> String {
+    let upstream = server::start("127.0.0.1:0".parse().unwrap(), ServeOptions {
+        control: true,
+        ..ServeOptions::default()
+    })
+    .await
+    .unwrap();
+    let proxy = Arc::new(Proxy {
+        upstream: upstream.base_url.clone(),
+        client: reqwest::Client::new(),
+        deviation,
+        used_recovery_codes: Mutex::new(HashMap::new()),
+    });
+    std::mem::forget(upstream); // lives for the test process
+    let app = Router::new().fallback(forward).with_state(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mfa-conform-targets-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("suite")).unwrap();
+    dir
+}
+
+const CATALOGUE: &str = r#"version: "test"
+requirements:
+  - {id: T-LOGIN-403, area: login, text: mfa_required is a 403, source: test, level: must}
+  - {id: T-ASSOC-BARCODE, area: otp, text: associate returns barcode_uri, source: test, level: must}
+  - {id: T-VERIFY, area: otp, text: verify works, source: test, level: must}
+  - {id: T-RC-ROTATE, area: recovery-codes, text: a recovery code works once and rotates, source: test, level: must}
+  - {id: T-RC-ONCE, area: recovery-codes, text: a used recovery code is refused, source: test, level: must}
+  - {id: T-SMS, area: oob, text: sms, source: test, level: must}
+"#;
+
+const LOGIN: &str = r#"
+    request:
+      method: POST
+      path: /oauth/token
+      form:
+        grant_type: http://auth0.com/oauth/grant-type/password-realm
+        client_id: "{{ target.client_id }}"
+        client_secret: "{{ target.client_secret }}"
+        username: "{{ user.username }}"
+        password: "{{ user.password }}"
+        realm: "{{ target.realm }}"
+"#;
+
+fn scenario_recovery() -> String {
+    format!(
+        r#"requires: [otp, recovery-code]
+steps:
+  - name: login{LOGIN}    checks:
+      - {{req: T-LOGIN-403, status: 403}}
+    capture: {{mfa_token: $.mfa_token}}
+  - name: associate
+    request: {{method: POST, path: /mfa/associate, bearer: "{{{{ mfa_token }}}}", json: {{authenticator_types: [otp]}}}}
+    checks:
+      - {{req: T-ASSOC-BARCODE, path: $.barcode_uri, type: string}}
+    capture: {{secret: $.secret, recovery: "$.recovery_codes[0]"}}
+  - name: confirm
+    request:
+      method: POST
+      path: /oauth/token
+      form: {{grant_type: "http://auth0.com/oauth/grant-type/mfa-otp", client_id: "{{{{ target.client_id }}}}", client_secret: "{{{{ target.client_secret }}}}", mfa_token: "{{{{ mfa_token }}}}", otp: "{{{{ totp(secret) }}}}"}}
+    checks:
+      - {{req: T-VERIFY, status: 200}}
+  - name: use the recovery code
+    request:
+      method: POST
+      path: /oauth/token
+      form: {{grant_type: "http://auth0.com/oauth/grant-type/mfa-recovery-code", client_id: "{{{{ target.client_id }}}}", client_secret: "{{{{ target.client_secret }}}}", mfa_token: "{{{{ mfa_token }}}}", recovery_code: "{{{{ recovery }}}}"}}
+    checks:
+      - {{req: T-RC-ROTATE, status: 200}}
+      - {{req: T-RC-ROTATE, path: $.recovery_code, matches: "^[A-Z0-9]{{24}}$"}}
+  - name: use it again
+    request:
+      method: POST
+      path: /oauth/token
+      form: {{grant_type: "http://auth0.com/oauth/grant-type/mfa-recovery-code", client_id: "{{{{ target.client_id }}}}", client_secret: "{{{{ target.client_secret }}}}", mfa_token: "{{{{ mfa_token }}}}", recovery_code: "{{{{ recovery }}}}"}}
+    checks:
+      - {{req: T-RC-ONCE, status: 403}}
+"#
+    )
+}
+
+const SMS_SCENARIO: &str = r#"requires: [sms]
+steps:
+  - name: ping
+    request: {method: GET, path: /.well-known/jwks.json}
+    checks:
+      - {req: T-SMS, status: 200}
+"#;
+
+fn write_suite(dir: &Path, base_url: &str, capabilities: &str) -> PathBuf {
+    std::fs::write(dir.join("suite/requirements.yaml"), CATALOGUE).unwrap();
+    std::fs::write(dir.join("suite/recovery.yaml"), scenario_recovery()).unwrap();
+    std::fs::write(dir.join("suite/sms.yaml"), SMS_SCENARIO).unwrap();
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "base_url: {base_url}\nclient_id: mfa-conform-client\nclient_secret: mfa-conform-secret\nrealm: Username-Password-Authentication\ncapabilities: {capabilities}\ncontrol:\n  users: {base_url}/__control/users\n  messages: {base_url}/__control/messages\n  clock: {base_url}/__control/clock\n"
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+/// Runs the test suite against a target with `deviation`; returns exit code and the ids of
+/// failed requirements.
+async fn run_against(deviation: Deviation, capabilities: &str) -> (u8, Vec<String>, Value) {
+    let base_url = deviant_target(deviation).await;
+    let dir = tempdir(&format!("{deviation:?}-{}", capabilities.len()));
+    let profile = write_suite(&dir, &base_url, capabilities);
+    let outcome = run(RunOptions {
+        profile: Some(profile),
+        scenarios: dir.join("suite"),
+        jobs: 4,
+        report_dir: Some(dir.join("reports")),
+        quiet: true,
+        ..RunOptions::default()
+    })
+    .await
+    .map_err(|e| e.0)
+    .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
+            .unwrap();
+    let failed: Vec<String> = report["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "fail")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    (outcome.exit_code, failed, report)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_faithful_target_passes() {
+    let (code, failed, report) = run_against(Deviation::None, "[otp, recovery-code, sms]").await;
+    assert_eq!(failed, Vec::<String>::new(), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["passed"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_status_is_reported_with_its_requirement() {
+    let (code, failed, _) = run_against(Deviation::WrongStatus, "[otp, recovery-code, sms]").await;
+    assert_eq!(code, 1);
+    assert_eq!(failed, vec!["T-LOGIN-403"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_field_is_reported_with_its_requirement() {
+    let (code, failed, report) =
+        run_against(Deviation::MissingField, "[otp, recovery-code, sms]").await;
+    assert_eq!(code, 1);
+    assert_eq!(failed, vec!["T-ASSOC-BARCODE"]);
+    let check = &report["scenarios"][0]["steps"][1]["checks"][0];
+    assert_eq!(check["actual"], "$.barcode_uri is absent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reusable_recovery_code_is_reported_with_its_requirement() {
+    let (code, failed, report) =
+        run_against(Deviation::ReusableRecoveryCode, "[otp, recovery-code, sms]").await;
+    assert_eq!(code, 1);
+    assert_eq!(failed, vec!["T-RC-ONCE"], "{report:#}");
+    let text = report.to_string();
+    assert!(text.contains("status was 200"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_capabilities_give_skips_not_failures() {
+    let (code, failed, report) = run_against(Deviation::None, "[otp]").await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(failed.is_empty());
+    assert_eq!(report["summary"]["skipped"], 2);
+    let reasons: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["skip_reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"the target does not claim: recovery-code"), "{reasons:?}");
+    assert!(reasons.contains(&"the target does not claim: sms"), "{reasons:?}");
+}
