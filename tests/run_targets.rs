@@ -31,6 +31,43 @@ struct Proxy {
     client: reqwest::Client,
     deviation: Deviation,
     used_recovery_codes: Mutex<HashMap<String, (u16, Vec<u8>)>>,
+    /// Every secret value the target sent back (tokens, TOTP secrets, codes, passwords).
+    secrets: Arc<Mutex<Vec<String>>>,
+}
+
+const SECRET_KEYS: [&str; 10] = [
+    "mfa_token",
+    "access_token",
+    "id_token",
+    "secret",
+    "barcode_uri",
+    "oob_code",
+    "recovery_code",
+    "recovery_codes",
+    "code",
+    "password",
+];
+
+fn collect_secrets(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if SECRET_KEYS.contains(&k.as_str()) {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        Value::Array(items) => {
+                            out.extend(items.iter().filter_map(|i| i.as_str().map(str::to_owned)))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    collect_secrets(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_secrets(i, out)),
+        _ => {}
+    }
 }
 
 async fn forward(
@@ -76,6 +113,7 @@ async fn forward(
         .map(|v| v.to_str().unwrap().to_owned());
     let mut bytes = upstream.bytes().await.unwrap().to_vec();
     if let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
+        collect_secrets(&json, &mut proxy.secrets.lock().unwrap());
         match proxy.deviation {
             Deviation::WrongStatus if json["error"] == "mfa_required" => status = 401,
             Deviation::MissingField => {
@@ -108,10 +146,20 @@ async fn forward(
 
 /// Starts a reference server and a deviating proxy in front of it; returns the proxy URL.
 async fn deviant_target(deviation: Deviation) -> String {
-    let upstream = server::start("127.0.0.1:0".parse().unwrap(), ServeOptions {
-        control: true,
-        ..ServeOptions::default()
-    })
+    deviant_target_recording(deviation, Arc::default()).await
+}
+
+async fn deviant_target_recording(
+    deviation: Deviation,
+    secrets: Arc<Mutex<Vec<String>>>,
+) -> String {
+    let upstream = server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServeOptions {
+            control: true,
+            ..ServeOptions::default()
+        },
+    )
     .await
     .unwrap();
     let proxy = Arc::new(Proxy {
@@ -119,6 +167,7 @@ async fn deviant_target(deviation: Deviation) -> String {
         client: reqwest::Client::new(),
         deviation,
         used_recovery_codes: Mutex::new(HashMap::new()),
+        secrets,
     });
     std::mem::forget(upstream); // lives for the test process
     let app = Router::new().fallback(forward).with_state(proxy);
@@ -129,7 +178,8 @@ async fn deviant_target(deviation: Deviation) -> String {
 }
 
 fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mfa-conform-targets-{}-{tag}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("mfa-conform-targets-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("suite")).unwrap();
     dir
@@ -222,15 +272,36 @@ fn write_suite(dir: &Path, base_url: &str, capabilities: &str) -> PathBuf {
 /// Runs the test suite against a target with `deviation`; returns exit code and the ids of
 /// failed requirements.
 async fn run_against(deviation: Deviation, capabilities: &str) -> (u8, Vec<String>, Value) {
+    run_with(
+        deviation,
+        capabilities,
+        None,
+        &format!("{deviation:?}-{}", capabilities.len()),
+    )
+    .await
+}
+
+async fn run_with(
+    deviation: Deviation,
+    capabilities: &str,
+    expected_failures: Option<&str>,
+    tag: &str,
+) -> (u8, Vec<String>, Value) {
     let base_url = deviant_target(deviation).await;
-    let dir = tempdir(&format!("{deviation:?}-{}", capabilities.len()));
+    let dir = tempdir(tag);
     let profile = write_suite(&dir, &base_url, capabilities);
+    let expected_failures = expected_failures.map(|text| {
+        let path = dir.join("expected.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
     let outcome = run(RunOptions {
         profile: Some(profile),
         scenarios: dir.join("suite"),
         jobs: 4,
         report_dir: Some(dir.join("reports")),
         quiet: true,
+        expected_failures,
         ..RunOptions::default()
     })
     .await
@@ -296,6 +367,92 @@ async fn missing_capabilities_give_skips_not_failures() {
         .iter()
         .map(|s| s["skip_reason"].as_str().unwrap())
         .collect();
-    assert!(reasons.contains(&"the target does not claim: recovery-code"), "{reasons:?}");
-    assert!(reasons.contains(&"the target does not claim: sms"), "{reasons:?}");
+    assert!(
+        reasons.contains(&"the target does not claim: recovery-code"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"the target does not claim: sms"),
+        "{reasons:?}"
+    );
+}
+
+const EXPECTED: &str = "- {requirement: T-LOGIN-403, reason: \"fixed in 2.0\"}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expected_failures_keep_the_run_green() {
+    let (code, failed, report) = run_with(
+        Deviation::WrongStatus,
+        "[otp, recovery-code, sms]",
+        Some(EXPECTED),
+        "expected-fail",
+    )
+    .await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(failed.is_empty());
+    assert_eq!(report["summary"]["expected_failures"], 1);
+    let login = report["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "T-LOGIN-403")
+        .unwrap();
+    assert_eq!(login["status"], "expected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expected_failures_that_pass_are_flagged() {
+    let (code, _, report) = run_with(
+        Deviation::None,
+        "[otp, recovery-code, sms]",
+        Some(EXPECTED),
+        "expected-pass",
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["unexpected_passes"][0], "T-LOGIN-403");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_any_report_file() {
+    let secrets = Arc::new(Mutex::new(Vec::new()));
+    let base_url = deviant_target_recording(Deviation::None, secrets.clone()).await;
+    let dir = tempdir("secrets");
+    let profile = write_suite(&dir, &base_url, "[otp, recovery-code, sms]");
+    let outcome = run(RunOptions {
+        profile: Some(profile),
+        scenarios: dir.join("suite"),
+        jobs: 2,
+        report_dir: Some(dir.join("reports")),
+        quiet: true,
+        ..RunOptions::default()
+    })
+    .await
+    .map_err(|e| e.0)
+    .unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    let mut secrets = secrets.lock().unwrap().clone();
+    secrets.push("mfa-conform-secret".into());
+    secrets.retain(|s| s.len() >= 6);
+    assert!(
+        secrets.len() >= 8,
+        "the run should have met tokens and codes: {}",
+        secrets.len()
+    );
+    let terminal = mfa_conform::report::console::summary(&outcome.report);
+    for entry in std::fs::read_dir(dir.join("reports")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{} leaks a secret",
+                path.display()
+            );
+            assert!(
+                !terminal.contains(secret.as_str()),
+                "the terminal summary leaks a secret"
+            );
+        }
+    }
 }
