@@ -456,3 +456,34 @@ async fn no_secret_reaches_any_report_file() {
         }
     }
 }
+
+/// The terminal summary and `summary.md` a person reads after a failing run.
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_output_reads_well() {
+    let base_url = deviant_target(Deviation::MissingField).await;
+    let dir = tempdir("output");
+    let profile = write_suite(&dir, &base_url, "[otp, recovery-code]");
+    let outcome = run(RunOptions {
+        profile: Some(profile),
+        scenarios: dir.join("suite"),
+        jobs: 1,
+        report_dir: Some(dir.join("reports")),
+        quiet: true,
+        ..RunOptions::default()
+    })
+    .await
+    .map_err(|e| e.0)
+    .unwrap();
+    let terminal = mfa_conform::report::console::summary(&outcome.report);
+    let markdown = std::fs::read_to_string(dir.join("reports/summary.md")).unwrap();
+    insta::with_settings!({filters => vec![
+        (r"127\.0\.0\.1:\d+", "[addr]"),
+        (r"\d+\.\d+s\b", "[secs]"),
+        (r"\d+ ms\b", "[ms]"),
+        (r"sha256:[0-9a-f]+", "[hash]"),
+        (r"/tmp/[^ )`\n]+", "[dir]"),
+    ]}, {
+        insta::assert_snapshot!("terminal_summary", terminal);
+        insta::assert_snapshot!("summary_md", markdown);
+    });
+}

@@ -59,8 +59,11 @@ pub fn summary(report: &RunReport) -> String {
                 {
                     let _ = writeln!(
                         out,
-                        "- step **{}** `{}` ({:?}): {}",
-                        step.name, c.requirement, c.severity, c.message
+                        "- step **{}** `{}` ({}): {}",
+                        step.name,
+                        c.requirement,
+                        c.severity.as_str(),
+                        c.message
                     );
                 }
             }
@@ -175,9 +178,9 @@ pub fn compatibility(report: &RunReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {:?} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} |",
                 r.id,
-                r.level,
+                r.level.as_str(),
                 status,
                 cell(&r.text),
                 cell(&r.source)

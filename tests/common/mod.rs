@@ -9,9 +9,10 @@ use mfa_conform::server::config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REALM, GRANT_MFA_OOB, GRANT_MFA_OTP,
     GRANT_MFA_RECOVERY_CODE, GRANT_PASSWORD_REALM, ServerConfig,
 };
-use mfa_conform::server::{self, RunningServer, ServeOptions};
+use mfa_conform::server::{self, AppState, RunningServer, ServeOptions};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
+use std::sync::{Arc, OnceLock};
 
 pub const CLIENT_ID: &str = DEFAULT_CLIENT_ID;
 pub const CLIENT_SECRET: &str = DEFAULT_CLIENT_SECRET;
@@ -25,14 +26,78 @@ pub const RECOVERY: &str = GRANT_MFA_RECOVERY_CODE;
 pub const PASSWORD_REALM: &str = GRANT_PASSWORD_REALM;
 /// Every scope the `/mfa/` API knows, so one access token can enroll, list and delete.
 pub const MFA_API_SCOPES: &str = "openid enroll read:authenticators remove:authenticators";
-/// A phone number that passes the server's E.164 check.
-pub const PHONE: &str = "+15551239167";
 
 /// A reference server on a loopback port, with an HTTP client that trusts it.
+///
+/// Either a server of the test's own ([`TestServer::start`]: needed when the test moves
+/// the clock or changes the configuration) or the binary's shared default server
+/// ([`TestServer::shared`]; tests on it move the clock by at most a few seconds and use
+/// their own users, phone numbers and mailboxes). Starting a server generates an RSA key,
+/// which costs a few hundred milliseconds in a debug build, hence the sharing.
 pub struct TestServer {
-    pub running: RunningServer,
+    /// `None` for the shared server, which outlives every test.
+    pub running: Option<RunningServer>,
+    pub state: Arc<AppState>,
+    pub certificate_pem: Option<String>,
     pub base: String,
     pub http: reqwest::Client,
+}
+
+/// The shared server: started once per test binary on a runtime of its own, so it keeps
+/// serving while each test's runtime comes and goes.
+fn shared_server() -> &'static (String, Arc<AppState>) {
+    static SHARED: OnceLock<(String, Arc<AppState>)> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime of the shared server");
+            runtime.block_on(async move {
+                let running = server::start(
+                    "127.0.0.1:0".parse().unwrap(),
+                    ServeOptions {
+                        config: ServerConfig::default(),
+                        control: true,
+                        tls: None,
+                    },
+                )
+                .await
+                .expect("shared server starts");
+                tx.send((running.base_url.clone(), running.state.clone()))
+                    .expect("send address");
+                let _ = running.wait().await;
+            });
+        });
+        rx.recv().expect("shared server address")
+    })
+}
+
+fn http_client(certificate_pem: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(pem) = certificate_pem {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA certificate"),
+        );
+    }
+    builder.build().expect("HTTP client")
+}
+
+/// A phone number of this user's own (E.164), so tests sharing a server never read each
+/// other's messages.
+pub fn phone_for(user: &User) -> String {
+    let digits: u64 = user
+        .username
+        .bytes()
+        .fold(7, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!("+1555{:08}", digits % 100_000_000)
+}
+
+/// An email address of this user's own.
+pub fn email_for(user: &User) -> String {
+    format!("inbox-{}", user.username)
 }
 
 /// A user created through `POST /__control/users`.
@@ -193,21 +258,32 @@ impl TestServer {
         let running = server::start("127.0.0.1:0".parse().unwrap(), options)
             .await
             .expect("server starts");
-        let mut builder = reqwest::Client::builder().no_proxy();
-        if let Some(pem) = &running.certificate_pem {
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA certificate"),
-            );
-        }
         TestServer {
             base: running.base_url.clone(),
-            http: builder.build().expect("HTTP client"),
-            running,
+            state: running.state.clone(),
+            certificate_pem: running.certificate_pem.clone(),
+            http: http_client(running.certificate_pem.as_deref()),
+            running: Some(running),
         }
     }
 
+    /// The test binary's shared server (default configuration, control API on).
+    pub async fn shared() -> TestServer {
+        let (base, state) = shared_server();
+        TestServer {
+            running: None,
+            state: state.clone(),
+            certificate_pem: None,
+            base: base.clone(),
+            http: http_client(None),
+        }
+    }
+
+    /// Stops a server of the test's own; the shared one keeps running.
     pub async fn shutdown(self) {
-        self.running.shutdown().await;
+        if let Some(running) = self.running {
+            running.shutdown().await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -273,7 +349,7 @@ impl TestServer {
 
     /// The server's clock (wall time plus the advanced offset).
     pub fn now(&self) -> u64 {
-        self.running.state.clock.now() as u64
+        self.state.clock.now() as u64
     }
 
     /// Advances the clock past the end of the current 30-s TOTP step if fewer than 5 s of
@@ -291,9 +367,18 @@ impl TestServer {
         mfa_conform::totp::code_at(secret, self.now() - 30 * steps_back).expect("TOTP code")
     }
 
+    /// The code of the current step, safely inside it. After [`Self::enroll_otp`] (which
+    /// confirms with the previous step's code) it is good for exactly one more login
+    /// without moving the clock.
+    pub async fn next_totp(&self, secret: &str) -> String {
+        self.settle_totp_step().await;
+        self.totp(secret, 0)
+    }
+
     /// Advances to the next TOTP step and returns its code: a code no earlier login can
-    /// have used.
+    /// have used. Only for servers of the test's own.
     pub async fn fresh_totp(&self, secret: &str) -> String {
+        assert!(self.running.is_some(), "fresh_totp moves the clock by 30 s");
         self.advance(30).await;
         self.settle_totp_step().await;
         self.totp(secret, 0)
@@ -442,7 +527,9 @@ impl TestServer {
         self.enroll_otp(&user, &mfa_token).await
     }
 
-    /// Associates OTP with `bearer` (the `mfa_token`) and confirms it with the first code.
+    /// Associates OTP with `bearer` (the `mfa_token`) and confirms it with the code of the
+    /// *previous* step (which the server accepts), so the current step's code is still
+    /// unused for the test's next login ([`Self::next_totp`]).
     pub async fn enroll_otp(&self, user: &User, mfa_token: &str) -> Enrolled {
         let reply = self
             .associate(mfa_token, &json!({"authenticator_types": ["otp"]}))
@@ -450,7 +537,7 @@ impl TestServer {
         let association = reply.ok().clone();
         let secret = reply.str("secret");
         self.settle_totp_step().await;
-        let confirm_code = self.totp(&secret, 0);
+        let confirm_code = self.totp(&secret, 1);
         let tokens = self.verify_otp(mfa_token, &confirm_code).await.ok().clone();
         Enrolled {
             user: user.clone(),
@@ -468,7 +555,7 @@ impl TestServer {
     pub async fn enrolled_email_user(&self) -> Enrolled {
         let user = self.new_user().await;
         let mfa_token = self.login_for_mfa_api(&user).await;
-        let to = format!("inbox-{}", user.username);
+        let to = email_for(&user);
         self.enroll_oob(&user, &mfa_token, "email", &to).await
     }
 
