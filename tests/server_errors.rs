@@ -64,7 +64,7 @@ async fn mfa_api_token(server: &TestServer, enrolled: &Enrolled, scope: &str) ->
 
 #[tokio::test]
 async fn token_endpoint_reports_each_missing_parameter() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let u = user.username.as_str();
     let p = user.password.as_str();
@@ -130,7 +130,7 @@ async fn token_endpoint_reports_each_missing_parameter() {
 
 #[tokio::test]
 async fn mfa_oob_without_binding_code_is_invalid_request() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let mfa_token = server.login(&enrolled.user).await;
     let challenge = server.challenge(&mfa_token, json!({})).await;
@@ -143,7 +143,7 @@ async fn mfa_oob_without_binding_code_is_invalid_request() {
 
 #[tokio::test]
 async fn challenge_and_associate_report_each_missing_parameter() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
 
@@ -174,7 +174,7 @@ async fn challenge_and_associate_report_each_missing_parameter() {
             "phone_number",
         ),
         (
-            json!({"authenticator_types": ["oob"], "oob_channels": ["email"], "phone_number": PHONE}),
+            json!({"authenticator_types": ["oob"], "oob_channels": ["email"], "phone_number": "+15551239167"}),
             "email",
         ),
     ];
@@ -195,7 +195,7 @@ async fn challenge_and_associate_report_each_missing_parameter() {
 
 #[tokio::test]
 async fn bad_client_credentials_are_401_invalid_client() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let login = |client: &[(&'static str, &'static str)]| {
         let mut params = vec![
@@ -279,7 +279,7 @@ async fn bad_client_credentials_are_401_invalid_client() {
 
 #[tokio::test]
 async fn mfa_grants_need_the_grant_enabled_for_the_client() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     // The client may log in with a password...
     let reply = server
@@ -320,7 +320,7 @@ async fn mfa_grants_need_the_grant_enabled_for_the_client() {
 
 #[tokio::test]
 async fn unknown_grant_types_are_unsupported() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     for grant in [
         "authorization_code",
         "client_credentials",
@@ -341,7 +341,7 @@ async fn unknown_grant_types_are_unsupported() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_are_403_invalid_grant() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     for (username, password) in [
         (user.username.as_str(), "wrong-password"),
@@ -380,7 +380,7 @@ async fn wrong_password_and_unknown_user_are_403_invalid_grant() {
 
 #[tokio::test]
 async fn malformed_mfa_token_and_oob_code_are_403_invalid_grant() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     for bad in ["garbage", "Fe26.2**not-a-token", "eyJhbGciOi.x.y"] {
         for (grant, extra) in [
@@ -411,11 +411,13 @@ async fn malformed_mfa_token_and_oob_code_are_403_invalid_grant() {
 
 #[tokio::test]
 async fn bad_bearer_tokens_are_401() {
-    let server = TestServer::start().await;
+    // Expired bearers (mfa_token and access token) are in server_security.rs, which owns
+    // the clock.
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     // An access token for another audience (the default /userinfo).
     let mfa_token = server.login(&enrolled.user).await;
-    let code = server.fresh_totp(enrolled.secret()).await;
+    let code = server.next_totp(enrolled.secret()).await;
     let other_audience = server
         .verify_otp(&mfa_token, &code)
         .await
@@ -477,27 +479,12 @@ async fn bad_bearer_tokens_are_401() {
         "The mfa_token provided is invalid. Try getting a new token."
     );
 
-    // Expired: the MFA API token after its 10 minutes.
-    let access_token = enrolled.access_token();
-    server.advance(601).await;
-    server
-        .list(&access_token)
-        .await
-        .assert_error(401, "invalid_token");
-    server
-        .associate(&access_token, &associate_body)
-        .await
-        .assert_error(401, "invalid_grant");
-    server
-        .delete(&access_token, authenticator)
-        .await
-        .assert_error(401, "invalid_token");
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn missing_scope_is_403_insufficient_scope() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let list = server.list(&enrolled.access_token()).await;
     let id = list.ok()[0]["id"].as_str().unwrap().to_owned();
@@ -548,7 +535,7 @@ async fn missing_scope_is_403_insufficient_scope() {
 
 #[tokio::test]
 async fn unknown_and_foreign_authenticator_ids_are_404() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let alice = server.enrolled_email_user().await;
     let bob = server.enrolled_email_user().await;
     let bobs_list = server.list(&bob.access_token()).await;
@@ -575,7 +562,7 @@ async fn unknown_and_foreign_authenticator_ids_are_404() {
 
 #[tokio::test]
 async fn not_enrolled_is_unsupported_challenge_type() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     let not_enrolled = "User is not enrolled. You can use /mfa/associate endpoint to enroll the first authenticator.";
@@ -596,7 +583,7 @@ async fn not_enrolled_is_unsupported_challenge_type() {
     server
         .associate(
             &mfa_token,
-            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": PHONE}),
+            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": phone_for(&user)}),
         )
         .await
         .ok();
@@ -612,7 +599,7 @@ async fn not_enrolled_is_unsupported_challenge_type() {
 
 #[tokio::test]
 async fn no_authenticator_of_the_asked_type_is_unsupported_challenge_type() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let otp_user = server.enrolled_otp_user().await;
     let mfa_token = server.login(&otp_user.user).await;
     let reply = server
@@ -638,7 +625,7 @@ async fn no_authenticator_of_the_asked_type_is_unsupported_challenge_type() {
 
 #[tokio::test]
 async fn challenge_rejects_unknown_types_and_foreign_authenticators() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let alice = server.enrolled_email_user().await;
     let bob = server.enrolled_email_user().await;
     let bobs_id = server.list(&bob.access_token()).await.ok()[0]["id"]
@@ -667,9 +654,10 @@ async fn challenge_rejects_unknown_types_and_foreign_authenticators() {
 
 #[tokio::test]
 async fn associate_rejects_bad_enrollment_requests() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
+    let phone = phone_for(&user);
     let oob = |channels: Value, extra: Value| {
         let mut body = json!({"authenticator_types": ["oob"], "oob_channels": channels});
         body.as_object_mut()
@@ -682,8 +670,8 @@ async fn associate_rejects_bad_enrollment_requests() {
         json!({"authenticator_types": ["otp", "oob"]}),
         json!({"authenticator_types": ["recovery-code"]}),
         oob(json!(["auth0"]), json!({})),
-        oob(json!(["sms", "voice"]), json!({"phone_number": PHONE})),
-        oob(json!(["fax"]), json!({"phone_number": PHONE})),
+        oob(json!(["sms", "voice"]), json!({"phone_number": phone})),
+        oob(json!(["fax"]), json!({"phone_number": phone})),
         oob(json!(["sms"]), json!({"phone_number": "5551239167"})),
         oob(json!(["sms"]), json!({"phone_number": "+0123456789"})),
         oob(json!(["voice"]), json!({"phone_number": "+1 555 123 9167"})),
@@ -698,7 +686,7 @@ async fn associate_rejects_bad_enrollment_requests() {
         reply.assert_error(400, "invalid_request");
     }
     assert_eq!(server.list(&mfa_token).await.ok(), &json!([]));
-    assert!(server.messages(PHONE).await.is_empty());
+    assert!(server.messages(&phone).await.is_empty());
     server.shutdown().await;
 }
 
@@ -706,7 +694,7 @@ async fn associate_rejects_bad_enrollment_requests() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_invalid_request() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     let endpoints = ["/oauth/token", "/mfa/challenge", "/mfa/associate"];
@@ -785,7 +773,7 @@ async fn malformed_bodies_are_400_invalid_request() {
 
 #[tokio::test]
 async fn a_one_megabyte_body_is_413_with_a_json_error() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     let padding = "a".repeat(1024 * 1024);
@@ -808,7 +796,7 @@ async fn a_one_megabyte_body_is_413_with_a_json_error() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_json() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     for (method, path) in [
         (Method::GET, "/"),
         (Method::GET, "/nope"),
@@ -827,7 +815,7 @@ async fn unknown_routes_are_404_json() {
 
 #[tokio::test]
 async fn wrong_methods_are_405_json() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     for (method, path) in [
         (Method::GET, "/oauth/token"),
         (Method::PUT, "/oauth/token"),
@@ -869,7 +857,7 @@ async fn control_api_rejects_bad_input() {
         assert_eq!(reply.status, 400, "{body}: {reply:?}");
         reply.assert_error(400, "invalid_request");
     }
-    assert_eq!(server.running.state.clock.offset(), 0);
+    assert_eq!(server.state.clock.offset(), 0);
     let reply = server
         .send(
             server

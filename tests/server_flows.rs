@@ -50,7 +50,7 @@ fn ids(list: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn otp_enrollment_with_the_mfa_token() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login_for_mfa_api(&user).await;
 
@@ -116,7 +116,7 @@ async fn otp_enrollment_with_the_mfa_token() {
 /// SMS, voice and email enrollment: associate sends a code, `mfa-oob` with the `oob_code`
 /// and the code as `binding_code` confirms it (§3.2).
 async fn oob_enrollment(channel: &str, to: &str, masked: &str) {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     let body = if channel == "email" {
@@ -182,7 +182,7 @@ async fn email_enrollment_with_the_delivered_code() {
 
 #[tokio::test]
 async fn recovery_code_comes_only_with_the_first_enrollment() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let first = server.enrolled_otp_user().await;
     assert!(first.recovery_code.as_deref().is_some_and(is_recovery_code));
 
@@ -190,7 +190,7 @@ async fn recovery_code_comes_only_with_the_first_enrollment() {
     let reply = server
         .associate(
             &access_token,
-            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": PHONE}),
+            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": phone_for(&first.user)}),
         )
         .await;
     assert!(reply.ok().get("recovery_codes").is_none(), "{reply:?}");
@@ -214,7 +214,7 @@ async fn recovery_code_comes_only_with_the_first_enrollment() {
 
 #[tokio::test]
 async fn recovery_code_login_rotates_the_code() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let old = enrolled.recovery_code.clone().expect("recovery code");
 
@@ -242,7 +242,7 @@ async fn recovery_code_login_rotates_the_code() {
 
 #[tokio::test]
 async fn otp_challenge_then_otp_grant() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let mfa_token = server.login(&enrolled.user).await;
 
@@ -251,7 +251,7 @@ async fn otp_challenge_then_otp_grant() {
         .await;
     assert_eq!(reply.ok(), &json!({"challenge_type": "otp"}));
 
-    let code = server.fresh_totp(enrolled.secret()).await;
+    let code = server.next_totp(enrolled.secret()).await;
     let tokens = server.verify_otp(&mfa_token, &code).await;
     assert_eq!(tokens.ok()["token_type"], "Bearer");
     server.shutdown().await;
@@ -259,7 +259,7 @@ async fn otp_challenge_then_otp_grant() {
 
 #[tokio::test]
 async fn oob_challenge_sends_a_new_code() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let to = enrolled.to.clone().unwrap();
     let enrollment_code = server.last_code(&to).await;
@@ -296,9 +296,10 @@ async fn oob_challenge_sends_a_new_code() {
 
 #[tokio::test]
 async fn challenge_picks_the_named_or_a_matching_authenticator() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let (enrolled, _access_token, sms_id) = user_with_otp_and_sms(&server).await;
-    let sent_before = server.messages(PHONE).await.len();
+    let phone = phone_for(&enrolled.user);
+    let sent_before = server.messages(&phone).await.len();
 
     let mfa_token = server.login(&enrolled.user).await;
     // authenticator_id names one exactly: the SMS one, which sends a code.
@@ -306,8 +307,8 @@ async fn challenge_picks_the_named_or_a_matching_authenticator() {
         .challenge(&mfa_token, json!({"authenticator_id": sms_id}))
         .await;
     assert_eq!(reply.ok()["challenge_type"], "oob");
-    assert_eq!(server.messages(PHONE).await.len(), sent_before + 1);
-    let code = server.last_code(PHONE).await;
+    assert_eq!(server.messages(&phone).await.len(), sent_before + 1);
+    let code = server.last_code(&phone).await;
     let tokens = server
         .verify_oob(&mfa_token, &reply.str("oob_code"), &code)
         .await;
@@ -336,14 +337,15 @@ async fn challenge_picks_the_named_or_a_matching_authenticator() {
 async fn user_with_otp_and_sms(server: &TestServer) -> (Enrolled, String, String) {
     let enrolled = server.enrolled_otp_user().await;
     let access_token = enrolled.access_token();
+    let phone = phone_for(&enrolled.user);
     let reply = server
         .associate(
             &access_token,
-            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": PHONE}),
+            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": phone}),
         )
         .await;
     let oob_code = reply.str("oob_code");
-    let code = server.last_code(PHONE).await;
+    let code = server.last_code(&phone).await;
     // A second enrollment is confirmed in a login, like the first.
     let mfa_token = server.login(&enrolled.user).await;
     server.verify_oob(&mfa_token, &oob_code, &code).await.ok();
@@ -355,7 +357,7 @@ async fn user_with_otp_and_sms(server: &TestServer) -> (Enrolled, String, String
 }
 
 async fn delete_flow(percent_encode: bool) {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let (_enrolled, access_token, sms_id) = user_with_otp_and_sms(&server).await;
     let in_path = if percent_encode {
         sms_id.replace('|', "%7C")
@@ -395,7 +397,7 @@ async fn delete_with_a_percent_encoded_pipe_in_the_id() {
 
 #[tokio::test]
 async fn second_association_needs_an_enroll_scoped_access_token() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
 
     // The mfa_token enrolled the first factor; once one is active it may not enroll more.
@@ -439,7 +441,7 @@ async fn second_association_needs_an_enroll_scoped_access_token() {
 
 #[tokio::test]
 async fn token_endpoint_accepts_form_and_json_bodies() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
 
     // JSON login.
@@ -457,7 +459,7 @@ async fn token_endpoint_accepts_form_and_json_bodies() {
     let mfa_token = reply.str("mfa_token");
 
     // JSON MFA grant.
-    let code = server.fresh_totp(enrolled.secret()).await;
+    let code = server.next_totp(enrolled.secret()).await;
     let reply = server
         .token_json(&json!({
             "grant_type": OTP,
@@ -500,7 +502,7 @@ async fn token_endpoint_accepts_form_and_json_bodies() {
 
 #[tokio::test]
 async fn json_null_means_absent() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     // The Python SDK sends `"realm": null` and friends.
     let reply = server
@@ -563,7 +565,7 @@ async fn json_null_means_absent() {
 
 #[tokio::test]
 async fn client_authentication_by_http_basic_and_by_body() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
 
     // HTTP Basic only: no client_id in the body.
@@ -588,7 +590,7 @@ async fn client_authentication_by_http_basic_and_by_body() {
         .send(basic(server.request(Method::POST, "/oauth/token")).form(&[
             ("grant_type", OTP),
             ("mfa_token", &mfa_token),
-            ("otp", &server.totp(&secret, 0)),
+            ("otp", &server.totp(&secret, 1)),
         ]))
         .await;
     assert_eq!(reply.ok()["token_type"], "Bearer");
@@ -607,7 +609,7 @@ async fn client_authentication_by_http_basic_and_by_body() {
 
     // The token names its client: azp is the Basic client.
     let mfa_token = server.login(&user).await;
-    let code = server.fresh_totp(&secret).await;
+    let code = server.next_totp(&secret).await;
     let tokens = server.verify_otp(&mfa_token, &code).await;
     assert_eq!(jwt_claims(&tokens.str("access_token"))["azp"], CLIENT_ID);
     server.shutdown().await;
@@ -615,7 +617,7 @@ async fn client_authentication_by_http_basic_and_by_body() {
 
 #[tokio::test]
 async fn public_client_needs_no_secret() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let login = |user: &User| {
         let params = vec![
@@ -634,11 +636,11 @@ async fn public_client_needs_no_secret() {
     let reply = server
         .associate(
             &mfa_token,
-            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": PHONE, "client_id": PUBLIC_CLIENT_ID}),
+            &json!({"authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": phone_for(&user), "client_id": PUBLIC_CLIENT_ID}),
         )
         .await;
     let oob_code = reply.str("oob_code");
-    let code = server.last_code(PHONE).await;
+    let code = server.last_code(&phone_for(&user)).await;
     let reply = server
         .token_form(&[
             ("grant_type", OOB),
@@ -667,13 +669,13 @@ async fn public_client_needs_no_secret() {
 
 #[tokio::test]
 async fn list_parameters_may_be_plain_strings() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     let reply = server
         .associate(
             &mfa_token,
-            &json!({"authenticator_types": "oob", "oob_channels": "sms", "phone_number": PHONE}),
+            &json!({"authenticator_types": "oob", "oob_channels": "sms", "phone_number": phone_for(&user)}),
         )
         .await;
     assert_eq!(reply.ok()["oob_channel"], "sms");
@@ -686,7 +688,7 @@ async fn list_parameters_may_be_plain_strings() {
 
 #[tokio::test]
 async fn associate_with_and_without_client_credentials() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
     // Swift and auth-js send no client_id at all.
@@ -767,7 +769,7 @@ async fn password_grant_and_users_without_mfa() {
 
 #[tokio::test]
 async fn discovery_and_jwks_verify_the_tokens() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let reply = server
         .send(server.request(Method::GET, "/.well-known/openid-configuration"))
         .await;
@@ -861,7 +863,7 @@ async fn discovery_and_jwks_verify_the_tokens() {
 
 #[tokio::test]
 async fn content_types_follow_the_recordings() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let user = server.new_user().await;
     let json = Some("application/json");
     let json_utf8 = Some("application/json; charset=utf-8");
@@ -959,11 +961,7 @@ async fn tls_server_works_over_https() {
         "{}",
         server.base
     );
-    let pem = server
-        .running
-        .certificate_pem
-        .clone()
-        .expect("a CA certificate");
+    let pem = server.certificate_pem.clone().expect("a CA certificate");
     assert_eq!(std::fs::read_to_string(&ca_out).unwrap(), pem);
 
     let reply = server

@@ -155,7 +155,7 @@ async fn a_validated_totp_code_is_never_accepted_twice() {
 
 #[tokio::test]
 async fn recovery_codes_are_single_use() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let code = enrolled.recovery_code.clone().unwrap();
     let mfa_token = server.login(&enrolled.user).await;
@@ -173,7 +173,7 @@ async fn recovery_codes_are_single_use() {
 
 #[tokio::test]
 async fn recovery_code_input_is_normalised() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let code = enrolled.recovery_code.clone().unwrap();
     // Lower case, dashes and spaces as a person might type it.
@@ -191,7 +191,7 @@ async fn recovery_code_input_is_normalised() {
 
 #[tokio::test]
 async fn oob_codes_are_single_use_and_bound_to_the_user() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let alice = server.enrolled_email_user().await;
     let bob = server.enrolled_email_user().await;
     let mfa_token = server.login(&alice.user).await;
@@ -214,7 +214,7 @@ async fn oob_codes_are_single_use_and_bound_to_the_user() {
 
 #[tokio::test]
 async fn wrong_binding_code_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let mfa_token = server.login(&enrolled.user).await;
     let challenge = server.challenge(&mfa_token, json!({})).await;
@@ -331,8 +331,8 @@ async fn expired_mfa_token_is_still_reported_expired_after_the_purge() {
     server.advance(601).await;
     // What the background purger does every 5 s; a client coming back 10 min 5 s after
     // its login always meets a purged token.
-    let now = server.running.state.clock.now();
-    server.running.state.store().purge_expired(now);
+    let now = server.state.clock.now();
+    server.state.store().purge_expired(now);
     let reply = server.challenge(&mfa_token, json!({})).await;
     reply.assert_error(401, "expired_token");
     server.shutdown().await;
@@ -347,8 +347,8 @@ async fn expired_oob_code_is_still_reported_expired_after_the_purge() {
     let challenge = server.challenge(&mfa_token, json!({})).await;
     let code = server.last_code(enrolled.to.as_deref().unwrap()).await;
     server.advance(301).await;
-    let now = server.running.state.clock.now();
-    server.running.state.store().purge_expired(now);
+    let now = server.state.clock.now();
+    server.state.store().purge_expired(now);
     let reply = server
         .verify_oob(&mfa_token, &challenge.str("oob_code"), &code)
         .await;
@@ -394,7 +394,7 @@ async fn mfa_api_access_tokens_last_600_seconds() {
 
 #[tokio::test]
 async fn another_servers_tokens_are_refused() {
-    let a = TestServer::start().await;
+    let a = TestServer::shared().await;
     let b = TestServer::start().await;
     let enrolled = a.enrolled_otp_user().await;
     b.list(&enrolled.access_token())
@@ -409,10 +409,10 @@ async fn another_servers_tokens_are_refused() {
 
 #[tokio::test]
 async fn mfa_token_is_bound_to_its_client() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let mfa_token = server.login(&enrolled.user).await;
-    let code = server.fresh_totp(enrolled.secret()).await;
+    let code = server.next_totp(enrolled.secret()).await;
     let reply = server
         .token_form(&[
             ("grant_type", OTP),
@@ -438,10 +438,9 @@ async fn mfa_token_is_bound_to_its_client() {
 
 #[tokio::test]
 async fn ten_wrong_codes_lock_the_user_out_even_for_the_right_code() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let secret = enrolled.secret();
-    server.advance(30).await;
     server.settle_totp_step().await;
     let mfa_token = server.login(&enrolled.user).await;
     let wrong = wrong_code(&server, secret);
@@ -478,7 +477,7 @@ async fn ten_wrong_codes_lock_the_user_out_even_for_the_right_code() {
 
 #[tokio::test]
 async fn wrong_binding_and_recovery_codes_count_towards_the_lockout() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let recovery = enrolled.recovery_code.clone().unwrap();
     let mfa_token = server.login(&enrolled.user).await;
@@ -572,9 +571,9 @@ const RACERS: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_totp_code_sent_concurrently_is_accepted_once() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
-    let code = server.fresh_totp(enrolled.secret()).await;
+    let code = server.next_totp(enrolled.secret()).await;
     // Half of the requests on one login, half on another: the rule is per code.
     let first = server.login(&enrolled.user).await;
     let second = server.login(&enrolled.user).await;
@@ -599,7 +598,7 @@ async fn one_totp_code_sent_concurrently_is_accepted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_oob_code_sent_concurrently_is_accepted_once() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_email_user().await;
     let mfa_token = server.login(&enrolled.user).await;
     let challenge = server.challenge(&mfa_token, json!({})).await;
@@ -627,7 +626,7 @@ async fn one_oob_code_sent_concurrently_is_accepted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_recovery_code_sent_concurrently_is_accepted_once() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     let enrolled = server.enrolled_otp_user().await;
     let recovery = enrolled.recovery_code.clone().unwrap();
     let mfa_token = server.login(&enrolled.user).await;
@@ -655,10 +654,9 @@ async fn one_recovery_code_sent_concurrently_is_accepted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_codes_are_counted_exactly() {
-    let server = TestServer::start().await;
+    let server = TestServer::shared().await;
     // Ten at once: all refused as wrong (none locked yet), and then the user is locked.
     let locked = server.enrolled_otp_user().await;
-    server.advance(30).await;
     server.settle_totp_step().await;
     let mfa_token = server.login(&locked.user).await;
     let wrong = wrong_code(&server, locked.secret());
@@ -678,7 +676,6 @@ async fn concurrent_wrong_codes_are_counted_exactly() {
 
     // Nine at once leave exactly one attempt: the right code passes.
     let spared = server.enrolled_otp_user().await;
-    server.advance(30).await;
     server.settle_totp_step().await;
     let mfa_token = server.login(&spared.user).await;
     let wrong = wrong_code(&server, spared.secret());

@@ -136,37 +136,14 @@ impl RunContext {
             ));
             return result;
         }
-        let profile = &self.target.profile;
-        let mut vars = json!({
-            "target": {
-                "base_url": self.target.base_url(),
-                "client_id": profile.client_id,
-                "client_secret": profile.client_secret,
-                "realm": profile.realm,
-                "audience": self.target.audience(),
-            },
-            "vars": scenario.vars,
-        });
-        if scenario.user {
-            match self
-                .control
-                .provision_user(profile.control.users.as_ref())
-                .await
-            {
-                Ok(user) => {
-                    self.redactor.add(&user.password);
-                    vars["user"] = json!({"username": user.username, "password": user.password});
-                }
-                Err(e) => {
-                    result.error = Some(StepError {
-                        kind: ErrorKind::Control,
-                        message: format!("provisioning the scenario's user: {e}"),
-                    });
-                    result.duration_ms = ms(started);
-                    return result;
-                }
+        let mut session = match self.session(&scenario.vars, scenario.user).await {
+            Ok(session) => session,
+            Err(error) => {
+                result.error = Some(error);
+                result.duration_ms = ms(started);
+                return result;
             }
-        }
+        };
         let mut blocked = false;
         for (phase, steps) in [
             (Phase::Setup, &scenario.setup),
@@ -177,7 +154,7 @@ impl RunContext {
                 if blocked && phase != Phase::Teardown {
                     break;
                 }
-                let step_result = self.run_step(phase, step, &mut vars).await;
+                let step_result = session.run_step(phase, step).await;
                 blocked |= step_result.is_blocking();
                 result.steps.push(step_result);
             }
@@ -186,9 +163,78 @@ impl RunContext {
         result
     }
 
-    async fn run_step(&self, phase: Phase, step: &Step, vars: &mut Value) -> StepResult {
+    /// A fresh session: target values, scenario `vars`, and (if `with_user`) a newly
+    /// provisioned user. Secrets it meets stay in its own redactor.
+    pub async fn session(
+        &self,
+        scenario_vars: &indexmap::IndexMap<String, Value>,
+        with_user: bool,
+    ) -> Result<Session<'_>, StepError> {
+        let profile = &self.target.profile;
+        let mut session = Session {
+            ctx: self,
+            redactor: self.redactor.child(),
+            vars: json!({
+                "target": {
+                    "base_url": self.target.base_url(),
+                    "client_id": profile.client_id,
+                    "client_secret": profile.client_secret,
+                    "realm": profile.realm,
+                    "audience": self.target.audience(),
+                },
+                "vars": scenario_vars,
+            }),
+        };
+        if with_user {
+            let user = self
+                .control
+                .provision_user(profile.control.users.as_ref())
+                .await
+                .map_err(|e| StepError {
+                    kind: ErrorKind::Control,
+                    message: format!("provisioning the scenario's user: {e}"),
+                })?;
+            session.redactor.add(&user.password);
+            session.vars["user"] = json!({"username": user.username, "password": user.password});
+        }
+        Ok(session)
+    }
+
+    /// A session continuing from saved variables (a load-test pool user after its setup).
+    pub fn resume(&self, vars: Value, redactor: Redactor) -> Session<'_> {
+        Session {
+            ctx: self,
+            redactor,
+            vars,
+        }
+    }
+
+    fn severity(&self, check: &crate::scenario::model::Check) -> Severity {
+        let level = self
+            .levels
+            .get(&check.req.value)
+            .copied()
+            .unwrap_or(Severity::Must);
+        check
+            .severity
+            .as_ref()
+            .map(|s| s.value.min(level))
+            .unwrap_or(level)
+    }
+}
+
+/// One execution of a scenario's steps: its variables (user, captures) and the secrets it
+/// has met, so redaction stays per flow and memory stays flat on long load runs.
+pub struct Session<'a> {
+    ctx: &'a RunContext,
+    pub redactor: Redactor,
+    pub vars: Value,
+}
+
+impl<'a> Session<'a> {
+    pub async fn run_step(&mut self, phase: Phase, step: &Step) -> StepResult {
         let started = Instant::now();
-        let mut ctx = vars.clone();
+        let mut ctx = self.vars.clone();
         ctx["matrix"] = Value::Object(
             step.matrix
                 .iter()
@@ -196,6 +242,7 @@ impl RunContext {
                 .collect(),
         );
         let name = self
+            .ctx
             .templates
             .render(&step.name.value, &ctx)
             .unwrap_or_else(|_| step.name.value.clone());
@@ -206,8 +253,9 @@ impl RunContext {
             exchange: None,
             checks: Vec::new(),
             error: None,
+            observed: None,
         };
-        let observed = match self.perform(step, &ctx, vars, &mut result).await {
+        let observed = match self.perform(step, &ctx, &mut result).await {
             Ok(observed) => observed,
             Err(error) => {
                 result.error = Some(error);
@@ -222,7 +270,7 @@ impl RunContext {
             exchange.response_body = Some(self.reported_body(&observed));
         }
         for check in &step.checks {
-            let severity = self.severity(check);
+            let severity = self.ctx.severity(check);
             let rendered = match self.render_check(check, &ctx) {
                 Ok(r) => r,
                 Err(e) => {
@@ -246,7 +294,7 @@ impl RunContext {
                     if is_sensitive(capture_name) {
                         self.redactor.add_from_json(&json!({"secret": value}));
                     }
-                    vars[capture_name] = value;
+                    self.vars[capture_name] = value;
                 }
                 Err(e) => {
                     if result.error.is_none() {
@@ -259,30 +307,18 @@ impl RunContext {
             }
         }
         result.duration_ms = ms(started);
+        result.observed = Some(observed);
         result
     }
 
-    fn severity(&self, check: &crate::scenario::model::Check) -> Severity {
-        let level = self
-            .levels
-            .get(&check.req.value)
-            .copied()
-            .unwrap_or(Severity::Must);
-        check
-            .severity
-            .as_ref()
-            .map(|s| s.value.min(level))
-            .unwrap_or(level)
-    }
-
-    fn render_check<'a>(
+    fn render_check<'c>(
         &self,
-        check: &'a crate::scenario::model::Check,
+        check: &'c crate::scenario::model::Check,
         ctx: &Value,
-    ) -> Result<Rendered<'a>, String> {
+    ) -> Result<Rendered<'c>, String> {
         let render = |v: &Option<Value>| -> Result<Option<Value>, String> {
             v.as_ref()
-                .map(|v| self.templates.render_json(v, ctx))
+                .map(|v| self.ctx.templates.render_json(v, ctx))
                 .transpose()
         };
         Ok(Rendered {
@@ -290,7 +326,7 @@ impl RunContext {
             path: check
                 .path
                 .as_ref()
-                .map(|p| self.templates.render(p, ctx))
+                .map(|p| self.ctx.templates.render(p, ctx))
                 .transpose()?,
             equals: render(&check.equals)?,
             not_equals: render(&check.not_equals)?,
@@ -299,7 +335,7 @@ impl RunContext {
                 .as_ref()
                 .map(|l| {
                     l.iter()
-                        .map(|v| self.templates.render_json(v, ctx))
+                        .map(|v| self.ctx.templates.render_json(v, ctx))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?,
@@ -308,10 +344,9 @@ impl RunContext {
 
     /// Executes the step's action.
     async fn perform(
-        &self,
+        &mut self,
         step: &Step,
         ctx: &Value,
-        vars: &mut Value,
         result: &mut StepResult,
     ) -> Result<Observed, StepError> {
         let scenario_error = |message: String| StepError {
@@ -319,14 +354,16 @@ impl RunContext {
             message,
         };
         if let Some(seconds) = step.advance_clock {
-            self.control
-                .advance_clock(self.target.profile.control.clock.as_ref(), seconds)
+            self.ctx
+                .control
+                .advance_clock(self.ctx.target.profile.control.clock.as_ref(), seconds)
                 .await
                 .map_err(|e| StepError {
                     kind: ErrorKind::Control,
                     message: e.0,
                 })?;
-            self.clock_offset
+            self.ctx
+                .clock_offset
                 .fetch_add(i64::try_from(seconds).unwrap_or(i64::MAX), Ordering::SeqCst);
             return Ok(Observed {
                 status: 204,
@@ -337,8 +374,9 @@ impl RunContext {
         }
         if let Some(name) = &step.new_user {
             let user = self
+                .ctx
                 .control
-                .provision_user(self.target.profile.control.users.as_ref())
+                .provision_user(self.ctx.target.profile.control.users.as_ref())
                 .await
                 .map_err(|e| StepError {
                     kind: ErrorKind::Control,
@@ -346,7 +384,7 @@ impl RunContext {
                 })?;
             self.redactor.add(&user.password);
             let value = json!({"username": user.username, "password": user.password});
-            vars[name] = value.clone();
+            self.vars[name] = value.clone();
             return Ok(Observed {
                 status: 201,
                 headers: Vec::new(),
@@ -359,23 +397,29 @@ impl RunContext {
             .as_ref()
             .ok_or_else(|| scenario_error("the step has no action".into()))?;
         let path = self
+            .ctx
             .templates
             .render(&request.path, ctx)
             .map_err(&scenario_error)?;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path
         } else {
-            format!("{}{}", self.target.base_url(), path)
+            format!("{}{}", self.ctx.target.base_url(), path)
         };
         let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
             .expect("methods of the model are valid");
-        let mut builder = self.http.request(method, &url);
+        let mut builder = self.ctx.http.request(method, &url);
         for (name, value) in &request.headers {
-            let value = self.templates.render(value, ctx).map_err(&scenario_error)?;
+            let value = self
+                .ctx
+                .templates
+                .render(value, ctx)
+                .map_err(&scenario_error)?;
             builder = builder.header(name.as_str(), value);
         }
         if let Some(bearer) = &request.bearer {
             let token = self
+                .ctx
                 .templates
                 .render(bearer, ctx)
                 .map_err(&scenario_error)?;
@@ -384,7 +428,7 @@ impl RunContext {
         let omit: Vec<String> = request
             .omit
             .iter()
-            .map(|k| self.templates.render(k, ctx))
+            .map(|k| self.ctx.templates.render(k, ctx))
             .collect::<Result<_, _>>()
             .map_err(&scenario_error)?;
         let has_content_type = request
@@ -394,6 +438,7 @@ impl RunContext {
         let mut request_body = None;
         if let Some(json_body) = &request.json {
             let mut body = self
+                .ctx
                 .templates
                 .render_json(json_body, ctx)
                 .map_err(&scenario_error)?;
@@ -409,6 +454,7 @@ impl RunContext {
             builder = builder.body(body.to_string());
         } else if let Some(form) = &request.form {
             let rendered = self
+                .ctx
                 .templates
                 .render_json(&Value::Object(form.clone().into_iter().collect()), ctx)
                 .map_err(&scenario_error)?;
@@ -424,7 +470,11 @@ impl RunContext {
             }
             builder = builder.body(encode_form(&map));
         } else if let Some(raw) = &request.body {
-            let body = self.templates.render(raw, ctx).map_err(&scenario_error)?;
+            let body = self
+                .ctx
+                .templates
+                .render(raw, ctx)
+                .map_err(&scenario_error)?;
             request_body = Some(self.redactor.text(&body));
             builder = builder.body(body);
         }

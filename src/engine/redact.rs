@@ -43,6 +43,18 @@ pub struct Redactor {
 const MIN_SECRET_LEN: usize = 6;
 
 impl Redactor {
+    /// A redactor that starts with this one's secrets and keeps its own additions apart.
+    pub fn child(&self) -> Redactor {
+        let set = self
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Redactor {
+            secrets: Arc::new(RwLock::new(set)),
+        }
+    }
+
     pub fn add(&self, secret: &str) {
         if secret.len() >= MIN_SECRET_LEN {
             let mut set = self.secrets.write().unwrap_or_else(|e| e.into_inner());

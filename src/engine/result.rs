@@ -76,6 +76,10 @@ pub struct StepResult {
     pub checks: Vec<CheckResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
+    /// The raw response (unredacted, in memory only) for sinks that need more than the
+    /// checks, such as response snapshots.
+    #[serde(skip)]
+    pub observed: Option<super::check::Observed>,
 }
 
 impl StepResult {
