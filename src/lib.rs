@@ -9,3 +9,12 @@ pub mod scenario;
 pub mod server;
 pub mod target;
 pub mod totp;
+
+/// Makes aws-lc-rs the process's TLS crypto provider. Two providers (ring, from the HTTP
+/// client, and aws-lc-rs) are linked in, and rustls refuses to guess between them.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}

@@ -941,7 +941,7 @@ async fn control_api_with_control_enabled() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: server::start with TLS panics (rustls has both ring and aws-lc-rs; no CryptoProvider chosen)"]
+
 async fn tls_server_works_over_https() {
     let ca_out = std::env::temp_dir().join(format!(
         "mfa-conform-test-ca-{}-{}.pem",

@@ -323,7 +323,7 @@ async fn expired_mfa_token_cannot_associate() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: the 5-s purger turns an expired mfa_token into 403 `Malformed mfa_token`"]
+
 async fn expired_mfa_token_is_still_reported_expired_after_the_purge() {
     let server = TestServer::start().await;
     let enrolled = server.enrolled_otp_user().await;
@@ -339,7 +339,7 @@ async fn expired_mfa_token_is_still_reported_expired_after_the_purge() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: the 5-s purger turns an expired oob_code into 403 `Malformed oob_code`"]
+
 async fn expired_oob_code_is_still_reported_expired_after_the_purge() {
     let server = TestServer::start().await;
     let enrolled = server.enrolled_email_user().await;

@@ -41,6 +41,7 @@ pub struct RunContext {
 /// Builds the HTTP client a target needs (timeouts, trusted CA, no redirects followed: a
 /// conformance check must see the raw response).
 pub fn http_client(target: &Target) -> Result<reqwest::Client, String> {
+    crate::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(target.timeout)
         .connect_timeout(target.timeout)

@@ -129,6 +129,7 @@ impl RunningServer {
 
 /// Binds `addr` (port 0 picks a free port) and serves on a background task.
 pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<RunningServer> {
+    crate::install_crypto_provider();
     let state = Arc::new(AppState::new(
         options.config.clone(),
         options.tls.is_some(),

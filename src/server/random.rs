@@ -23,6 +23,24 @@ fn from_alphabet(alphabet: &[u8], len: usize) -> String {
         .collect()
 }
 
+/// An opaque bearer value that also carries its expiry: 24 random bytes and the expiry
+/// (Unix seconds, big-endian). Expired entries can then be dropped from memory and still be
+/// answered "expired" rather than "malformed"; forging the expiry gains nothing, since
+/// only values the server stored are ever accepted.
+pub fn expiring_token(expires_at: i64) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes[..24]);
+    bytes[24..].copy_from_slice(&expires_at.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The expiry carried by a value from [`expiring_token`], if it has that shape.
+pub fn token_expiry(token: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let tail: [u8; 8] = bytes.get(24..32)?.try_into().ok()?;
+    (bytes.len() == 32).then(|| i64::from_be_bytes(tail))
+}
+
 /// A recovery code: 24 upper-case alphanumerics, as Auth0 issues them.
 pub fn recovery_code() -> String {
     from_alphabet(UPPER_ALNUM, 24)
@@ -65,5 +83,9 @@ mod tests {
         assert_eq!(code.len(), 6);
         assert!(code.bytes().all(|b| b.is_ascii_digit()));
         assert_ne!(opaque_token(), opaque_token());
+        let token = expiring_token(1_700_000_000);
+        assert_eq!(token.len(), 43);
+        assert_eq!(token_expiry(&token), Some(1_700_000_000));
+        assert_eq!(token_expiry("short"), None);
     }
 }

@@ -383,7 +383,7 @@ impl Store {
                 recovery_code: None,
             }));
         }
-        let token = random::opaque_token();
+        let token = random::expiring_token(now + MFA_TOKEN_SECONDS);
         self.sessions.insert(
             token.clone(),
             MfaSession {
@@ -405,10 +405,13 @@ impl Store {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<MfaSession, ApiError> {
-        let session = self
-            .sessions
-            .get(mfa_token)
-            .ok_or_else(ApiError::malformed_mfa_token)?;
+        let Some(session) = self.sessions.get(mfa_token) else {
+            // Dropped from memory after expiry: the token itself says when it expired.
+            return Err(match random::token_expiry(mfa_token) {
+                Some(expiry) if expiry <= now => ApiError::expired_mfa_token(),
+                _ => ApiError::malformed_mfa_token(),
+            });
+        };
         if session.expires_at <= now {
             return Err(ApiError::expired_mfa_token());
         }
@@ -514,20 +517,23 @@ impl Store {
         now: i64,
     ) -> Result<Grant, ApiError> {
         let session = self.session(mfa_token, Some(client_id), now)?;
-        let transaction = self
+        let Some(transaction) = self
             .oob
             .get(oob_code)
             .filter(|t| t.user_id == session.user_id)
-            .ok_or_else(|| ApiError::invalid_grant("Malformed oob_code"))?;
+        else {
+            return Err(match random::token_expiry(oob_code) {
+                Some(expiry) if expiry <= now && !self.oob.contains_key(oob_code) => {
+                    expired_oob_code()
+                }
+                _ => ApiError::invalid_grant("Malformed oob_code"),
+            });
+        };
         if transaction.used {
             return Err(ApiError::invalid_grant("Invalid oob_code."));
         }
         if transaction.expires_at <= now {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "expired_token",
-                "oob_code is expired",
-            ));
+            return Err(expired_oob_code());
         }
         let binding_code = binding_code.ok_or_else(|| ApiError::missing("binding_code"))?;
         self.check_not_locked(&session.user_id, now)?;
@@ -685,7 +691,7 @@ impl Store {
         to: &str,
         now: i64,
     ) -> String {
-        let oob_code = random::opaque_token();
+        let oob_code = random::expiring_token(now + OOB_CODE_SECONDS);
         let code = random::six_digits();
         self.oob.insert(
             oob_code.clone(),
@@ -843,7 +849,7 @@ impl Store {
     /// Drops expired sessions and transactions, so memory stays bounded on long runs.
     pub fn purge_expired(&mut self, now: i64) {
         self.sessions.retain(|_, s| s.expires_at > now);
-        self.oob.retain(|_, t| t.expires_at > now && !t.used);
+        self.oob.retain(|_, t| t.expires_at > now);
     }
 
     /// Whether `user_id` still exists (tokens outlive deleted users otherwise).
@@ -854,6 +860,14 @@ impl Store {
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.users.len(), self.sessions.len(), self.oob.len())
     }
+}
+
+fn expired_oob_code() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "expired_token",
+        "oob_code is expired",
+    )
 }
 
 fn unsupported_type(types: &str) -> ApiError {

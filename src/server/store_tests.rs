@@ -36,10 +36,10 @@ fn code_at(secret: &str, t: i64) -> String {
     totp::code_at(secret, t as u64).unwrap()
 }
 
-/// Enrolls OTP (pending) and returns its secret.
-fn associate_otp(store: &mut Store, user_id: &str, now: i64) -> String {
+/// Enrolls OTP (pending) and returns its secret. `via_mfa_token`: as the first factor.
+fn associate_otp(store: &mut Store, user_id: &str, via_mfa_token: bool, now: i64) -> String {
     match store
-        .associate(user_id, true, Enrollment::Otp, now)
+        .associate(user_id, via_mfa_token, Enrollment::Otp, now)
         .unwrap()
     {
         Association::Otp { secret, .. } => secret,
@@ -49,7 +49,8 @@ fn associate_otp(store: &mut Store, user_id: &str, now: i64) -> String {
 
 /// Enrolls OTP and confirms it with the code of `now`; returns the secret.
 fn enrolled_otp(store: &mut Store, user_id: &str, mfa_token: &str, now: i64) -> String {
-    let secret = associate_otp(store, user_id, now);
+    let first = !store.users[user_id].has_active_factor();
+    let secret = associate_otp(store, user_id, first, now);
     store
         .verify_otp(mfa_token, CLIENT, &code_at(&secret, now), now)
         .unwrap();
@@ -106,7 +107,7 @@ fn token_bucket_allows_ten_failures_then_refills_one_per_360_seconds() {
         bucket.consume(&limits, NOW);
     }
     assert!(bucket.exhausted(&limits, NOW));
-    assert!(bucket.exhausted(&limits, NOW + 359));
+    assert!(bucket.clone().exhausted(&limits, NOW + 359));
     assert!(!bucket.exhausted(&limits, NOW + 360));
     bucket.consume(&limits, NOW + 360);
     assert!(bucket.exhausted(&limits, NOW + 360));
@@ -142,7 +143,7 @@ fn token_bucket_follows_configured_limits() {
     for _ in 0..3 {
         bucket.consume(&limits, NOW);
     }
-    assert!(bucket.exhausted(&limits, NOW + 9));
+    assert!(bucket.clone().exhausted(&limits, NOW + 9));
     bucket.refill(&limits, NOW + 25);
     assert_eq!(bucket.tokens, 2.5);
     bucket.refill(&limits, NOW + 1000);
@@ -228,7 +229,7 @@ fn the_list_shows_masked_names_and_channels() {
             NOW,
         )
         .unwrap();
-    associate_otp(&mut store, &user_id, NOW);
+    associate_otp(&mut store, &user_id, true, NOW);
     let list = store.list(&user_id).unwrap();
     let by_type: Vec<(&str, Option<Channel>, Option<&str>, bool)> = list
         .iter()
@@ -434,23 +435,31 @@ fn sessions_expire_after_ten_minutes_and_belong_to_their_client() {
 }
 
 #[test]
-fn purge_drops_expired_sessions_and_spent_or_expired_transactions() {
+fn purge_drops_expired_sessions_and_transactions_only() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     let later_token = login(&mut store, "alice@example.com", NOW + 100);
     let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
-    associate_sms(&mut store, &user_id, true, NOW + 10);
+    let (second_oob_code, _) = associate_sms(&mut store, &user_id, true, NOW + 10);
     assert_eq!(store.counts(), (1, 2, 2));
 
-    // Spent transactions go at the next purge.
+    // A spent transaction stays until it expires, so a replay is still "Invalid".
     store
         .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW + 1)
         .unwrap();
     store.purge_expired(NOW + 1);
-    assert_eq!(store.counts(), (1, 2, 1));
+    assert_eq!(store.counts(), (1, 2, 2));
+    let err = assert_api_error(
+        store.verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW + 2),
+        403,
+        "invalid_grant",
+    );
+    assert_eq!(err.description, "Invalid oob_code.");
 
     // Expiry is exclusive: alive up to the second before.
-    store.purge_expired(NOW + 309);
+    store.purge_expired(NOW + 299);
+    assert_eq!(store.counts(), (1, 2, 2));
+    store.purge_expired(NOW + 300);
     assert_eq!(store.counts(), (1, 2, 1));
     store.purge_expired(NOW + 310);
     assert_eq!(store.counts(), (1, 2, 0));
@@ -465,6 +474,25 @@ fn purge_drops_expired_sessions_and_spent_or_expired_transactions() {
     // Users, authenticators and messages are not the purger's business.
     assert_eq!(store.list(&user_id).unwrap().len(), 3);
     assert_eq!(store.messages(PHONE).len(), 2);
+
+    // Purged values are still answered "expired", not "malformed" (fact sheet §2.5).
+    let err = assert_api_error(store.session(&token, None, NOW + 700), 401, "expired_token");
+    assert_eq!(err.description, "mfa_token is expired");
+    let fresh_token = login(&mut store, "alice@example.com", NOW + 700);
+    let err = assert_api_error(
+        store.verify_oob(
+            &fresh_token,
+            CLIENT,
+            &second_oob_code,
+            Some("123456"),
+            NOW + 700,
+        ),
+        401,
+        "expired_token",
+    );
+    assert_eq!(err.description, "oob_code is expired");
+    // A value the server never issued stays malformed.
+    assert_api_error(store.session("AAAA", None, NOW), 403, "invalid_grant");
 }
 
 // --- users and logins ------------------------------------------------------------------
@@ -529,7 +557,7 @@ fn users_are_unique_and_logins_check_the_password() {
 fn totp_accepts_the_current_and_previous_step_only() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
-    let secret = associate_otp(&mut store, &user_id, NOW);
+    let secret = associate_otp(&mut store, &user_id, true, NOW);
     // Confirm with the previous step's code (the step before NOW).
     store
         .verify_otp(&token, CLIENT, &code_at(&secret, NOW - 1), NOW + 5)
@@ -580,7 +608,7 @@ fn each_otp_authenticator_keeps_its_own_last_step() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     let first = enrolled_otp(&mut store, &user_id, &token, NOW);
-    let second = associate_otp(&mut store, &user_id, NOW);
+    let second = associate_otp(&mut store, &user_id, false, NOW);
     // The second (pending) one is confirmed by its own code of the same step.
     store
         .verify_otp(&token, CLIENT, &code_at(&second, NOW), NOW)
@@ -790,7 +818,7 @@ fn recovery_code_is_issued_once_used_once_and_rotated() {
 fn no_recovery_codes_when_disabled() {
     let mut store = store_with(Limits::default(), Factors::default(), false);
     let (user_id, token) = user_and_token(&mut store, NOW);
-    let secret = associate_otp(&mut store, &user_id, NOW);
+    let secret = associate_otp(&mut store, &user_id, true, NOW);
     store
         .verify_otp(&token, CLIENT, &code_at(&secret, NOW), NOW)
         .unwrap();
@@ -874,15 +902,23 @@ fn challenge_rules() {
 
     let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
     let sms_id = store.list(&user_id).unwrap()[0].id.clone();
-    // A pending authenticator cannot be challenged.
+    // Only pending authenticators: still not enrolled.
     assert_api_error(
         store.challenge(&token, CLIENT, all, Some(&sms_id), NOW),
-        400,
-        "invalid_authenticator",
+        401,
+        "unsupported_challenge_type",
     );
     store
         .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW)
         .unwrap();
+    // A pending authenticator next to an active one cannot be challenged.
+    associate_sms(&mut store, &user_id, false, NOW);
+    let pending_id = store.list(&user_id).unwrap()[1].id.clone();
+    assert_api_error(
+        store.challenge(&token, CLIENT, all, Some(&pending_id), NOW),
+        400,
+        "invalid_authenticator",
+    );
 
     let otp_only = ChallengeTypes {
         otp: true,
