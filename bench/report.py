@@ -121,6 +121,23 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def per_request(row, key):
+    """CPU microseconds per response of the `key` CPU share (cores) of a run."""
+    cores, rps = row.get(key), row.get("rps")
+    if cores is None or not rps:
+        return None
+    return cores / rps * 1e6
+
+
+def idle_estimate(row, cores=2):
+    """Responses per second if the run's own CPU cost per response (server + load
+    generator + interrupts) had all `cores` to itself: an estimate for an idle machine."""
+    costs = [per_request(row, k) for k in ("server_cpu_cores", "client_cpu_cores", "irq_cpu_cores")]
+    if any(c is None for c in costs) or sum(costs) <= 0:
+        return None
+    return cores / (sum(costs) / 1e6)
+
+
 def cmd_render(args) -> int:
     with open(args.meta) as f:
         meta = json.load(f)
@@ -128,26 +145,28 @@ def cmd_render(args) -> int:
     with open(args.results) as f:
         rows = [json.loads(l) for l in f if l.strip()]
     table = [
-        "| benchmark | tool | threads | conns | run | requests | req/s | p50 ms | p99 ms | errors | server CPU (cores) | server RSS after (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| benchmark | tool | threads | conns | run | requests | req/s | p50 ms | p99 ms | errors "
+        "| CPU cores: server / load gen / irq / steal / other | server CPU µs/req | server RSS after (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         errors = r["non200"] + r["socket_errors"]
-        table.append(
-            "| {bench} | {tool} | {threads} | {conns} | {rep} | {requests} | {rps} | {p50} | {p99} | {errors} | {cpu} | {rss} |".format(
-                bench=r.get("bench", "?"),
-                tool=r["tool"],
-                threads=r.get("threads", "-"),
-                conns=r.get("conns", "-"),
-                rep=r.get("rep", "-"),
-                requests=r["requests"],
-                rps=fmt(r["rps"], ",.0f"),
-                p50=fmt(r["p50_ms"], ".2f"),
-                p99=fmt(r["p99_ms"], ".2f"),
-                errors=errors,
-                cpu=fmt(r.get("server_cpu_cores"), ".2f"),
-                rss=fmt(r.get("rss_after_kib", 0) / 1024 if r.get("rss_after_kib") else None, ".1f"),
+        cpu = " / ".join(
+            fmt(r.get(k), ".2f") for k in (
+                "server_cpu_cores",
+                "client_cpu_cores",
+                "irq_cpu_cores",
+                "steal_cpu_cores",
+                "other_cpu_cores",
             )
+        )
+        rss = r.get("rss_after_kib")
+        table.append(
+            f"| {r.get('bench', '?')} | {r['tool']} | {r.get('threads', '-')} | {r.get('conns', '-')} "
+            f"| {r.get('rep', '-')} | {r['requests']} | {fmt(r['rps'], ',.0f')} "
+            f"| {fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {errors} | {cpu} "
+            f"| {fmt(per_request(r, 'server_cpu_cores'), '.0f')} "
+            f"| {fmt(rss / 1024 if rss else None, '.1f')} |"
         )
     target = meta.get("auth_target_rps")
     auth_wrk = [r for r in rows if r.get("bench") == "authenticators" and r["tool"] == "wrk"]
@@ -163,6 +182,23 @@ def cmd_render(args) -> int:
     lines += ["## Summary", ""] + table + [""]
     if target_line:
         lines += [target_line, ""]
+    estimates = []
+    for r in rows:
+        est = idle_estimate(r)
+        if est is not None and (r.get("other_cpu_cores", 0) + r.get("steal_cpu_cores", 0)) > 0.1:
+            estimates.append(
+                f"- {r.get('bench')} {r['tool']} -t{r.get('threads')} -c{r.get('conns')} run {r.get('rep')}: "
+                f"{r['rps']:,.0f} req/s measured while other processes/steal took "
+                f"{r.get('other_cpu_cores', 0) + r.get('steal_cpu_cores', 0):.2f} cores; "
+                f"~{est:,.0f} req/s if the run had both cores"
+            )
+    if estimates:
+        lines += [
+            "Runs that shared the machine with a neighbour, and what their own CPU cost per",
+            "response (server + load generator + irq) would give with both cores to themselves",
+            "(an estimate, not a measurement):",
+            "",
+        ] + estimates + [""]
     lines += ["## Server memory (RSS)", ""]
     for label, key in (
         ("at start", "rss_start_kib"),
@@ -198,8 +234,11 @@ def cmd_render(args) -> int:
         "- req/s: completed responses per second (wrk: over the whole run; grants: from the",
         "  first body sent to the last answer). p50/p99: wrk's latency percentiles.",
         "- errors: non-200 responses plus socket errors and timeouts; any error fails the run.",
-        "- server CPU: the server's CPU time during the run divided by its wall time (2 cores",
-        "  on this machine, shared with the load generator).",
+        "- CPU cores: average cores busy during the run: the server process, the load",
+        "  generator (wrk/oha), interrupt/softirq time (loopback networking), time stolen by",
+        "  the hypervisor, and other processes on the machine. The machine has 2 cores in all;",
+        "  other or steal above ~0.1 means a neighbour took CPU from the run, and its numbers",
+        "  are low by roughly that share.",
         "- authenticators: one access token, RS256 verified on every request.",
         "- mfa-otp: each request a different user, fresh mfa_token and an unused TOTP code;",
         "  each answer carries one RS256-signed access token.",
@@ -210,6 +249,11 @@ def cmd_render(args) -> int:
     print("\n".join(table))
     if target_line:
         print(target_line)
+    if estimates:
+        print(
+            f"WARNING: {len(estimates)} of {len(rows)} runs shared the CPU with other processes "
+            "(see the CPU column; the report estimates their rate on an idle machine)."
+        )
     return 0
 
 

@@ -111,7 +111,7 @@ server_pid=$!
 base=
 deadline=$((SECONDS + 20))
 while ((SECONDS < deadline)); do
-    line=$(grep -m1 -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$work/server.stdout" || true)
+    line=$(grep -m1 -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$work/server.stdout" 2>/dev/null || true)
     if [[ -n $line ]]; then
         base=${line#listening on }
         break
@@ -124,9 +124,34 @@ log "server pid $server_pid at $base"
 
 rss_kib() { ps -o rss= -p "$server_pid" | tr -d ' '; }
 clk_tck=$(getconf CLK_TCK)
-# utime + stime of the server, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+# CPU accounting of one measured run, so a noisy neighbour shows in the report, as
+# average cores busy over the run's wall time: server = utime + stime of the server
+# (fields 14, 15 of /proc/PID/stat); client = user + sys of the load generator (bash
+# `time`); irq = irq + softirq time of all CPUs (loopback networking, mostly the run's own);
+# steal = time the hypervisor gave to other guests; other = everything else that was busy
+# (other processes on this machine).
+server_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+# busy (user nice system irq softirq steal), irq + softirq, steal
+machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $7 + $8, $9; exit}' /proc/stat; }
 now_s() { date +%s.%N; }
+cpu_begin() { cpu_s0=$(server_ticks) cpu_m0=$(machine_ticks) cpu_t0=$(now_s); }
+# cpu_end TIMEFILE: sets cpu_meta to key=value arguments for `report record`.
+cpu_end() {
+    local s1 m1 t1
+    s1=$(server_ticks) m1=$(machine_ticks) t1=$(now_s)
+    read -r -a cpu_meta < <(awk -v s0="$cpu_s0" -v s1="$s1" -v m0="$cpu_m0" -v m1="$m1" \
+        -v t0="$cpu_t0" -v t1="$t1" -v hz="$clk_tck" -v client="$(cat "$1")" 'BEGIN {
+            wall = t1 - t0; split(client, c, " "); split(m0, a, " "); split(m1, b, " ")
+            server = (s1 - s0) / hz / wall; gen = (c[1] + c[2]) / wall
+            busy = (b[1] - a[1]) / hz / wall; irq = (b[2] - a[2]) / hz / wall
+            steal = (b[3] - a[3]) / hz / wall
+            other = busy - server - gen - irq - steal
+            if (other < 0) other = 0
+            printf "server_cpu_cores=%.2f client_cpu_cores=%.2f irq_cpu_cores=%.2f " \
+                "steal_cpu_cores=%.2f other_cpu_cores=%.2f wall_s=%.2f\n",
+                server, gen, irq, steal, other, wall }')
+}
+TIMEFORMAT='%3U %3S'
 server_alive() {
     kill -0 "$server_pid" 2>/dev/null || { show_server_log; die "the server died"; }
 }
@@ -160,17 +185,19 @@ auth_url=$base/mfa/authenticators
 run_auth() {
     local tool=$1 threads=$2 conns=$3 rep=$4 dur=$5 record=${6:-}
     local tag=auth-$tool-t$threads-c$conns-$rep
-    local t0 c0 t1 c1 rc=0
+    local rc=0
     server_alive
-    c0=$(cpu_ticks) t0=$(now_s)
+    cpu_begin
     if [[ $tool == wrk ]]; then
-        BENCH_BEARER=$token wrk -t"$threads" -c"$conns" -d"$dur" --timeout 5s \
-            -s "$here/lua/authenticators.lua" "$auth_url" >"$work/$tag.out" 2>"$work/$tag.err" || rc=$?
+        { time BENCH_BEARER=$token wrk -t"$threads" -c"$conns" -d"$dur" --timeout 5s \
+            -s "$here/lua/authenticators.lua" "$auth_url" >"$work/$tag.out" 2>"$work/$tag.err"; } \
+            2>"$work/$tag.time" || rc=$?
     else
-        "$oha_bin" --no-tui -z "$dur" -c "$conns" -H "Authorization: Bearer $token" \
-            --output-format json "$auth_url" >"$work/$tag.out" 2>"$work/$tag.err" || rc=$?
+        { time "$oha_bin" --no-tui -z "$dur" -c "$conns" -H "Authorization: Bearer $token" \
+            --output-format json "$auth_url" >"$work/$tag.out" 2>"$work/$tag.err"; } \
+            2>"$work/$tag.time" || rc=$?
     fi
-    c1=$(cpu_ticks) t1=$(now_s)
+    cpu_end "$work/$tag.time"
     server_alive
     if ((rc != 0)); then
         cat "$work/$tag.err" >&2
@@ -183,12 +210,9 @@ run_auth() {
             bench=warmup >/dev/null || die "warm-up on GET /mfa/authenticators had errors (see above)"
         return
     fi
-    local cores
-    cores=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$clk_tck" \
-        'BEGIN{printf "%.2f", (b - a) / hz / (e - s)}')
     report record --results "$results" --tool "$tool" --output "$work/$tag.out" \
         bench=authenticators "threads=$threads" "conns=$conns" "rep=$rep" \
-        "server_cpu_cores=$cores" "rss_after_kib=$(rss_kib)" ||
+        "${cpu_meta[@]}" "rss_after_kib=$(rss_kib)" ||
         die "GET /mfa/authenticators ($tool -t$threads -c$conns, run $rep) had errors (see above)"
 }
 
@@ -215,23 +239,22 @@ for rep in $(seq 1 "$repeat"); do
     log "pool: $pool"
     report meta --meta "$meta" "pools+=$("$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["rep"]=int(sys.argv[2]); print(json.dumps(d))' "$pool" "$rep")"
     tag=grants-$rep
-    c0=$(cpu_ticks) t0=$(now_s)
     rc=0
+    cpu_begin
     # -d is only an upper bound: the script stops wrk when the last body is answered.
-    BENCH_BODIES=$bodies wrk -t1 -c"$grant_conns" -d60s --timeout 10s \
-        -s "$here/lua/grants.lua" "$base/oauth/token" >"$work/$tag.out" 2>"$work/$tag.err" || rc=$?
-    c1=$(cpu_ticks) t1=$(now_s)
+    { time BENCH_BODIES=$bodies wrk -t1 -c"$grant_conns" -d60s --timeout 10s \
+        -s "$here/lua/grants.lua" "$base/oauth/token" >"$work/$tag.out" 2>"$work/$tag.err"; } \
+        2>"$work/$tag.time" || rc=$?
+    cpu_end "$work/$tag.time"
     server_alive
     if ((rc != 0)); then
         cat "$work/$tag.err" >&2
         die "wrk on POST /oauth/token (mfa-otp) exited $rc"
     fi
     if [[ -s $work/$tag.err ]]; then sed 's/^/  /' "$work/$tag.err" >&2; fi
-    cores=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$clk_tck" \
-        'BEGIN{printf "%.2f", (b - a) / hz / (e - s)}')
     report record --results "$results" --tool wrk --output "$work/$tag.out" --expect "$pool_users" \
         bench=mfa-otp threads=1 "conns=$grant_conns" "rep=$rep" \
-        "server_cpu_cores=$cores" "rss_after_kib=$(rss_kib)" ||
+        "${cpu_meta[@]}" "rss_after_kib=$(rss_kib)" ||
         die "mfa-otp grants (run $rep) had errors (see above)"
 done
 

@@ -29,6 +29,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the conformance suite against a target (default: the embedded reference server).
     Run(RunArgs),
+    /// Replay scenarios concurrently and measure latency percentiles (no coordinated omission).
+    Load(crate::load::LoadArgs),
     /// Print the JSON Schema of a file format, for editor validation and completion.
     Schema {
         /// Which format.
@@ -139,6 +141,7 @@ pub async fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Run(args) => Ok(run(args).await),
+        Command::Load(args) => Ok(crate::load::main(args).await),
         Command::Schema { kind } => schema(kind),
     };
     match result {

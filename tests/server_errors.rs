@@ -9,20 +9,23 @@ use mfa_conform::server::config::GRANT_PASSWORD;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// Form parameters, in order.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 /// The confidential client's credentials plus `params`.
-fn with_client<'a>(params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+fn with_client<'a>(params: &[(&'a str, &'a str)]) -> Form<'a> {
     let mut all = vec![("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)];
     all.extend_from_slice(params);
     all
 }
 
 /// `params` without the one named `name`.
-fn without<'a>(params: &[(&'a str, &'a str)], name: &str) -> Vec<(&'a str, &'a str)> {
+fn without<'a>(params: &[(&'a str, &'a str)], name: &str) -> Form<'a> {
     params.iter().filter(|(k, _)| *k != name).cloned().collect()
 }
 
 /// `params` with `name` set to the empty string (which counts as absent).
-fn emptied<'a>(params: &[(&'a str, &'a str)], name: &str) -> Vec<(&'a str, &'a str)> {
+fn emptied<'a>(params: &[(&'a str, &'a str)], name: &str) -> Form<'a> {
     params
         .iter()
         .map(|(k, v)| if *k == name { (*k, "") } else { (*k, *v) })
@@ -68,7 +71,7 @@ async fn token_endpoint_reports_each_missing_parameter() {
     let user = server.new_user().await;
     let u = user.username.as_str();
     let p = user.password.as_str();
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<(Form, Vec<&str>)> = vec![
         (
             with_client(&[
                 ("grant_type", GRANT_PASSWORD),
@@ -771,27 +774,66 @@ async fn malformed_bodies_are_400_invalid_request() {
     server.shutdown().await;
 }
 
+/// POSTs a 1 MB JSON body on a connection of its own.
+async fn post_one_megabyte(
+    server: &TestServer,
+    client: &reqwest::Client,
+    path: &str,
+    bearer: &str,
+) -> Reply {
+    let body =
+        json!({"grant_type": GRANT_PASSWORD, "padding": "a".repeat(1024 * 1024)}).to_string();
+    let response = client
+        .post(server.url(path))
+        .bearer_auth(bearer)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    Reply::read(response).await
+}
+
 #[tokio::test]
 async fn a_one_megabyte_body_is_413_with_a_json_error() {
     let server = TestServer::shared().await;
     let user = server.new_user().await;
     let mfa_token = server.login(&user).await;
-    let padding = "a".repeat(1024 * 1024);
     for path in ["/oauth/token", "/mfa/challenge", "/mfa/associate"] {
-        let body = json!({"grant_type": GRANT_PASSWORD, "padding": padding}).to_string();
-        let reply = server
-            .send(
-                server
-                    .request(Method::POST, path)
-                    .bearer_auth(&mfa_token)
-                    .header("content-type", "application/json")
-                    .body(body),
-            )
-            .await;
-        assert_eq!(reply.status, 413, "{path}: {}", reply.text.len());
+        // A fresh client each time: the server closes the connection after a 413 (see the
+        // next test).
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let reply = post_one_megabyte(&server, &client, path, &mfa_token).await;
+        assert_eq!(reply.status, 413, "{path}: {}", reply.text);
         reply.assert_error(413, "invalid_request");
     }
     server.shutdown().await;
+}
+
+/// After a 413 the server closes the connection (it did not read the body), but without
+/// saying so: a keep-alive client may then send its next request into the dead connection
+/// (reqwest fails it with `IncompleteMessage` about one time in five).
+#[tokio::test]
+#[ignore = "server bug: a 413 closes the connection without `Connection: close`"]
+async fn a_413_announces_that_the_connection_closes() {
+    let server = TestServer::shared().await;
+    let body = json!({"padding": "a".repeat(1024 * 1024)}).to_string();
+    let response = server
+        .http
+        .post(server.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("413 response");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
 }
 
 #[tokio::test]

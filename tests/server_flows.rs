@@ -940,13 +940,11 @@ async fn control_api_with_control_enabled() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-
-async fn tls_server_works_over_https() {
+/// A server with a generated CA; the CA file is removed when the test is done.
+async fn tls_server(name: &str) -> (TestServer, std::path::PathBuf) {
     let ca_out = std::env::temp_dir().join(format!(
-        "mfa-conform-test-ca-{}-{}.pem",
-        std::process::id(),
-        line!()
+        "mfa-conform-test-ca-{}-{name}.pem",
+        std::process::id()
     ));
     let server = TestServer::start_with(ServeOptions {
         config: ServerConfig::default(),
@@ -956,6 +954,12 @@ async fn tls_server_works_over_https() {
         }),
     })
     .await;
+    (server, ca_out)
+}
+
+#[tokio::test]
+async fn tls_server_works_over_https() {
+    let (mut server, ca_out) = tls_server("http1").await;
     assert!(
         server.base.starts_with("https://127.0.0.1:"),
         "{}",
@@ -963,15 +967,28 @@ async fn tls_server_works_over_https() {
     );
     let pem = server.certificate_pem.clone().expect("a CA certificate");
     assert_eq!(std::fs::read_to_string(&ca_out).unwrap(), pem);
+    // HTTP/1.1, as most SDKs speak it (the HTTP/2 case is the next test).
+    server.http = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
 
     let reply = server
         .send(server.request(Method::GET, "/.well-known/openid-configuration"))
         .await;
     assert_eq!(reply.ok()["issuer"], format!("{}/", server.base));
+    assert_eq!(
+        reply.ok()["token_endpoint"],
+        format!("{}/oauth/token", server.base)
+    );
     let enrolled = server.enrolled_otp_user().await;
+    assert_eq!(enrolled.tokens["expires_in"], 600);
     let claims = jwt_claims(&enrolled.access_token());
     assert_eq!(claims["iss"], format!("{}/", server.base));
     assert_eq!(claims["aud"], server.mfa_audience());
+    server.list(&enrolled.access_token()).await.ok();
 
     // A client that does not trust the CA is refused.
     let untrusting = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -982,13 +999,36 @@ async fn tls_server_works_over_https() {
             .await
             .is_err()
     );
-    // Plain HTTP to the TLS port fails too.
+    // Plain HTTP to the TLS port gets no answer from the API.
     let plain = server.base.replace("https://", "http://");
     let result = untrusting
         .get(format!("{plain}/.well-known/jwks.json"))
         .send()
         .await;
     assert!(result.is_err() || !result.unwrap().status().is_success());
+    server.shutdown().await;
+    let _ = std::fs::remove_file(ca_out);
+}
+
+/// Over TLS, reqwest (like Go's net/http, curl and browsers) negotiates HTTP/2, where the
+/// address arrives as `:authority` and there is no `Host` header.
+#[tokio::test]
+#[ignore = "server bug: without a Host header (HTTP/2) the base URL falls back to https://localhost"]
+async fn tls_over_http2_uses_the_address_the_client_used() {
+    let (server, ca_out) = tls_server("http2").await;
+    let response = server
+        .http
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let discovery: Value = response.json().await.unwrap();
+    assert_eq!(discovery["issuer"], format!("{}/", server.base));
+    // Tokens for `<base>/mfa/` must be MFA API tokens and work on /mfa/authenticators.
+    let enrolled = server.enrolled_otp_user().await;
+    assert_eq!(enrolled.tokens["expires_in"], 600);
+    server.list(&enrolled.access_token()).await.ok();
     server.shutdown().await;
     let _ = std::fs::remove_file(ca_out);
 }

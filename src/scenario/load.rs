@@ -125,6 +125,10 @@ fn clean_message(text: &str) -> String {
     if message.contains("untagged enum Capture") {
         return "expected a JSONPath string (\"$.mfa_token\") or {header: name}".to_owned();
     }
+    if message.contains("untagged enum RedactRule") {
+        return "expected a JSONPath string (\"$.ticket\") or {path, placeholder, keep_length}"
+            .to_owned();
+    }
     if message.contains("untagged enum Hook") {
         return "expected a URL string or {command: [program, args...]}".to_owned();
     }
@@ -277,6 +281,7 @@ fn validate(
             &mut error,
         );
     }
+    validate_snapshot_options(scenario, &mut error);
     let all_steps = scenario
         .setup
         .iter()
@@ -352,6 +357,47 @@ fn validate(
         }
         for check in &step.checks {
             validate_check(check, levels, &mut error);
+        }
+    }
+}
+
+/// `snapshot_redact` paths parse as JSONPaths with a usable placeholder, and
+/// `snapshot_headers` are header names.
+fn validate_snapshot_options(scenario: &Scenario, error: &mut impl FnMut(Location, String)) {
+    let rules = scenario.snapshot_redact.iter().chain(
+        scenario
+            .setup
+            .iter()
+            .chain(&scenario.steps)
+            .chain(&scenario.teardown)
+            .flat_map(|s| &s.snapshot_redact),
+    );
+    for rule in rules {
+        let path = rule.value.path();
+        if let Err(e) = serde_json_path::JsonPath::parse(path) {
+            error(
+                rule.referenced,
+                format!("snapshot_redact: invalid JSONPath {path:?}: {e}"),
+            );
+        }
+        if rule.value.placeholder().is_some_and(str::is_empty) {
+            error(
+                rule.referenced,
+                "snapshot_redact: the placeholder cannot be empty".to_owned(),
+            );
+        }
+    }
+    for header in &scenario.snapshot_headers {
+        let name = header.value.as_str();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid {
+            error(
+                header.referenced,
+                format!("snapshot_headers: {name:?} is not a header name"),
+            );
         }
     }
 }

@@ -38,6 +38,20 @@ pub struct Scenario {
     /// Steps that always run at the end, even after a failure.
     #[serde(default)]
     pub teardown: Vec<Step>,
+    /// Snapshot the response of every request step (`false`: never, even with
+    /// `run --snapshot`); a step's own `snapshot` wins.
+    #[serde(default)]
+    pub snapshot: Option<bool>,
+    /// Response values that change from run to run, redacted in this scenario's snapshots
+    /// on top of the built-in rules (tokens, codes, secrets, ids, dates).
+    #[serde(default)]
+    #[schemars(with = "Vec<RedactRule>")]
+    pub snapshot_redact: Vec<Spanned<RedactRule>>,
+    /// Response headers kept in snapshots besides content-type, cache-control, pragma,
+    /// www-authenticate and location.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub snapshot_headers: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -107,6 +121,57 @@ pub struct Step {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, Capture>")]
     pub capture: IndexMap<String, Capture>,
+    /// Snapshot this step's response (`false`: never, whatever the scenario or the run say).
+    #[serde(default)]
+    pub snapshot: Option<bool>,
+    /// Response values of this step to redact in its snapshot, on top of the scenario's.
+    #[serde(default)]
+    #[schemars(with = "Vec<RedactRule>")]
+    pub snapshot_redact: Vec<Spanned<RedactRule>>,
+}
+
+/// A response value to redact in snapshots: a JSONPath (`"$.ticket"`; the placeholder is
+/// `"[ticket]"`), or `{path, placeholder, keep_length}`. A redacted value keeps its JSON
+/// type and shape: strings become the placeholder, numbers 0, arrays keep their length.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RedactRule {
+    /// An RFC 9535 JSONPath into the response body.
+    Path(String),
+    Detailed(RedactDetail),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactDetail {
+    /// An RFC 9535 JSONPath into the response body.
+    pub path: String,
+    /// Replacement for string values (default `[<last key>]`).
+    #[serde(default)]
+    pub placeholder: Option<String>,
+    /// Pad or cut the placeholder to the value's length, so a change of length shows.
+    #[serde(default)]
+    pub keep_length: bool,
+}
+
+impl RedactRule {
+    pub fn path(&self) -> &str {
+        match self {
+            RedactRule::Path(path) => path,
+            RedactRule::Detailed(detail) => &detail.path,
+        }
+    }
+
+    pub fn placeholder(&self) -> Option<&str> {
+        match self {
+            RedactRule::Path(_) => None,
+            RedactRule::Detailed(detail) => detail.placeholder.as_deref(),
+        }
+    }
+
+    pub fn keep_length(&self) -> bool {
+        matches!(self, RedactRule::Detailed(detail) if detail.keep_length)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

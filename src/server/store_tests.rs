@@ -205,7 +205,7 @@ fn email_addresses_are_masked_as_auth0_does() {
 #[test]
 fn the_list_shows_masked_names_and_channels() {
     let mut store = store();
-    let (user_id, token) = user_and_token(&mut store, NOW);
+    let (user_id, _) = user_and_token(&mut store, NOW);
     associate_sms(&mut store, &user_id, true, NOW);
     store
         .associate(
@@ -262,7 +262,6 @@ fn the_list_shows_masked_names_and_channels() {
     assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
     let json = serde_json::to_value(&list[0]).unwrap();
     assert_eq!(json["oob_channel"], "sms");
-    let _ = token;
 }
 
 #[test]

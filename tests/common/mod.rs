@@ -336,8 +336,13 @@ impl TestServer {
         last["code"].as_str().expect("code").to_owned()
     }
 
-    /// Moves the server's clock forward through the control API.
+    /// Moves the server's clock forward through the control API. Only on a server of the
+    /// test's own: on the shared one it would move other tests' codes out of their window.
     pub async fn advance(&self, seconds: u64) {
+        assert!(
+            self.running.is_some(),
+            "only a test's own server may have its clock moved"
+        );
         let reply = self
             .send(
                 self.request(Method::POST, "/__control/clock")
@@ -352,13 +357,26 @@ impl TestServer {
         self.state.clock.now() as u64
     }
 
-    /// Advances the clock past the end of the current 30-s TOTP step if fewer than 5 s of
-    /// it remain, so a code computed now is still in the same step when the server checks
-    /// it.
+    /// Makes sure a few seconds of the current 30-s TOTP step remain, so a code computed
+    /// now is still in the same step when the server checks it: a server of the test's own
+    /// has its clock advanced into the next step, the shared one is waited for (at most
+    /// 3 s), since nobody may move its clock.
     pub async fn settle_totp_step(&self) {
-        let into_step = self.now() % 30;
-        if into_step >= 25 {
-            self.advance(30 - into_step + 1).await;
+        if self.running.is_some() {
+            let into_step = self.now() % 30;
+            if into_step >= 25 {
+                self.advance(30 - into_step + 1).await;
+            }
+            return;
+        }
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time after 1970")
+            .as_secs_f64();
+        let now = wall + self.state.clock.offset() as f64;
+        let left = 30.0 - now.rem_euclid(30.0);
+        if left < 3.0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(left + 0.05)).await;
         }
     }
 
