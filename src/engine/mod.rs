@@ -36,6 +36,9 @@ pub struct RunContext {
     pub clock_offset: Arc<AtomicI64>,
     pub redactor: Redactor,
     levels: HashMap<String, Severity>,
+    /// Load mode: keep only what measuring needs (no redacted copies of bodies, no raw
+    /// responses), so the generator spends its CPU on requests.
+    pub lean: bool,
 }
 
 /// Builds the HTTP client a target needs (timeouts, trusted CA, no redirects followed: a
@@ -96,6 +99,7 @@ impl RunContext {
             clock_offset,
             redactor,
             levels,
+            lean: false,
         })
     }
 
@@ -264,11 +268,14 @@ impl<'a> Session<'a> {
                 return result;
             }
         };
-        if let Some(json) = &observed.json {
-            self.redactor.add_from_json(json);
-        }
-        if let Some(exchange) = &mut result.exchange {
-            exchange.response_body = Some(self.reported_body(&observed));
+        let lean = self.ctx.lean;
+        if !lean {
+            if let Some(json) = &observed.json {
+                self.redactor.add_from_json(json);
+            }
+            if let Some(exchange) = &mut result.exchange {
+                exchange.response_body = Some(self.reported_body(&observed));
+            }
         }
         for check in &step.checks {
             let severity = self.ctx.severity(check);
@@ -289,6 +296,21 @@ impl<'a> Session<'a> {
                 &self.redactor,
             ));
         }
+        if lean
+            && result
+                .checks
+                .iter()
+                .any(|c| c.status == CheckStatus::Failed)
+        {
+            // Lean mode learns this response's secrets only when a failure will show it.
+            if let Some(json) = &observed.json {
+                self.redactor.add_from_json(json);
+            }
+            for c in &mut result.checks {
+                c.actual = self.redactor.text(&c.actual);
+                c.message = self.redactor.text(&c.message);
+            }
+        }
         for (capture_name, capture) in &step.capture {
             match check::capture(capture, &observed) {
                 Ok(value) => {
@@ -308,7 +330,9 @@ impl<'a> Session<'a> {
             }
         }
         result.duration_ms = ms(started);
-        result.observed = Some(observed);
+        if !lean {
+            result.observed = Some(observed);
+        }
         result
     }
 
@@ -448,7 +472,9 @@ impl<'a> Session<'a> {
                     map.shift_remove(k);
                 });
             }
-            request_body = Some(self.redactor.json(&body).to_string());
+            if !self.ctx.lean {
+                request_body = Some(self.redactor.json(&body).to_string());
+            }
             if !has_content_type {
                 builder = builder.header("content-type", "application/json");
             }
@@ -465,7 +491,9 @@ impl<'a> Session<'a> {
             omit.iter().for_each(|k| {
                 map.shift_remove(k);
             });
-            request_body = Some(self.redactor.json(&Value::Object(map.clone())).to_string());
+            if !self.ctx.lean {
+                request_body = Some(self.redactor.json(&Value::Object(map.clone())).to_string());
+            }
             if !has_content_type {
                 builder = builder.header("content-type", "application/x-www-form-urlencoded");
             }
@@ -476,12 +504,18 @@ impl<'a> Session<'a> {
                 .templates
                 .render(raw, ctx)
                 .map_err(&scenario_error)?;
-            request_body = Some(self.redactor.text(&body));
+            if !self.ctx.lean {
+                request_body = Some(self.redactor.text(&body));
+            }
             builder = builder.body(body);
         }
         result.exchange = Some(Exchange {
             method: request.method.as_str().to_owned(),
-            url: self.redactor.text(&url),
+            url: if self.ctx.lean {
+                String::new()
+            } else {
+                self.redactor.text(&url)
+            },
             request_body,
             status: None,
             content_type: None,

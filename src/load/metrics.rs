@@ -76,6 +76,7 @@ pub struct Recorder {
     pub starts: Starts,
     pub timeline: Vec<TimelinePoint>,
     interval: Histogram<u64>,
+    interval_steps: IndexMap<String, Histogram<u64>>,
     interval_flows: u64,
     interval_requests: u64,
     interval_errors: u64,
@@ -97,6 +98,7 @@ impl Default for Recorder {
             starts: Starts::default(),
             timeline: Vec::new(),
             interval: histogram(),
+            interval_steps: IndexMap::new(),
             interval_flows: 0,
             interval_requests: 0,
             interval_errors: 0,
@@ -147,6 +149,12 @@ impl Recorder {
             });
         stats.count += 1;
         record(&mut stats.latency, corrected);
+        record(
+            self.interval_steps
+                .entry(name.to_owned())
+                .or_insert_with(histogram),
+            corrected,
+        );
         self.requests += 1;
         self.interval_requests += 1;
         if let Some(kind) = error_kind(step) {
@@ -193,10 +201,15 @@ impl Recorder {
         }
     }
 
-    /// Closes the current one-second interval: its timeline point and its histogram (for
-    /// the interval log).
-    pub fn tick(&mut self, t: f64) -> Histogram<u64> {
+    /// Closes the current one-second interval: its timeline point, and the interval
+    /// histograms for the log: `("flow", h)` first, then one per step.
+    pub fn tick(&mut self, t: f64) -> Vec<(String, Histogram<u64>)> {
         let interval = std::mem::replace(&mut self.interval, histogram());
+        let steps: Vec<(String, Histogram<u64>)> = self
+            .interval_steps
+            .iter_mut()
+            .map(|(name, h)| (format!("step:{name}"), std::mem::replace(h, histogram())))
+            .collect();
         let ms = |q: f64| {
             if interval.is_empty() {
                 0.0
@@ -215,7 +228,9 @@ impl Recorder {
         self.interval_flows = 0;
         self.interval_requests = 0;
         self.interval_errors = 0;
-        interval
+        let mut all = vec![("flow".to_owned(), interval)];
+        all.extend(steps);
+        all
     }
 }
 
@@ -303,9 +318,10 @@ mod tests {
             false,
         );
         let interval = r.tick(1.0);
-        assert_eq!(interval.len(), 1);
+        assert_eq!(interval[0].0, "flow");
+        assert_eq!(interval[0].1.len(), 1);
         assert_eq!(r.timeline[0].flows, 1);
-        assert_eq!(r.tick(2.0).len(), 0);
+        assert_eq!(r.tick(2.0)[0].1.len(), 0);
         assert_eq!(r.timeline[1].flows, 0);
         assert_eq!(r.flows, 1);
     }

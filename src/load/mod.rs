@@ -216,7 +216,9 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
     if flows.is_empty() {
         return Err(bad(format!("no flow to replay: {}", warnings.join("; "))));
     }
-    let ctx = Arc::new(RunContext::new(target.clone(), &suite, Redactor::default()).map_err(bad)?);
+    let mut ctx = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(bad)?;
+    ctx.lean = true;
+    let ctx = Arc::new(ctx);
 
     // Calibrate: one unmeasured flow per scenario, to size the pool and to refuse a flow
     // that does not work at all.
@@ -504,7 +506,7 @@ fn spawn_ticker(
         let mut serializer = V2Serializer::new();
         let mut writer = file.as_mut().and_then(|f| {
             IntervalLogWriterBuilder::new()
-                .add_comment("mfa-conform load: flow latency from the intended start, microseconds")
+                .add_comment("mfa-conform load: latency in microseconds; tag flow = whole flows from the intended start, step:<name> = each step")
                 .with_start_time(SystemTime::now())
                 .with_base_time(SystemTime::now())
                 .with_max_value_divisor(1000.0)
@@ -526,7 +528,7 @@ fn spawn_ticker(
             interval.tick().await;
             let done = !running.load(Ordering::SeqCst);
             let elapsed = start.elapsed().as_secs_f64();
-            let (histogram, line) = {
+            let (h_all, line) = {
                 let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
                 let h = r.tick(elapsed);
                 let point = r.timeline.last().cloned();
@@ -546,8 +548,25 @@ fn spawn_ticker(
             };
             if let Some(w) = writer.as_mut() {
                 let offset = Duration::from_secs_f64((elapsed - 1.0).max(0.0));
-                let _ =
-                    w.write_histogram(&histogram, offset, Duration::from_secs(1), Tag::new("flow"));
+                for (name, histogram) in &h_all {
+                    // Tags may not hold spaces or commas.
+                    let tag: String = name
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || "-_:.".contains(c) {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let _ = w.write_histogram(
+                        histogram,
+                        offset,
+                        Duration::from_secs(1),
+                        Tag::new(&tag),
+                    );
+                }
             }
             match &bar {
                 Some(bar) => bar.set_message(line),
