@@ -814,7 +814,7 @@ async fn a_one_megabyte_body_is_413_with_a_json_error() {
 /// saying so: a keep-alive client may then send its next request into the dead connection
 /// (reqwest fails it with `IncompleteMessage` about one time in five).
 #[tokio::test]
-#[ignore = "server bug: a 413 closes the connection without `Connection: close`"]
+
 async fn a_413_announces_that_the_connection_closes() {
     let server = TestServer::shared().await;
     let body = json!({"padding": "a".repeat(1024 * 1024)}).to_string();

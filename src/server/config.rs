@@ -62,6 +62,9 @@ pub struct Factors {
     pub sms: bool,
     pub voice: bool,
     pub email: bool,
+    /// With SMS and voice both on, a phone enrollment creates the pair `sms|dev_X` and
+    /// `voice|dev_X`, confirmed and deleted together, as Auth0 does.
+    pub pair_sms_voice: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -135,6 +138,7 @@ impl Default for Factors {
             sms: true,
             voice: true,
             email: true,
+            pair_sms_voice: true,
         }
     }
 }

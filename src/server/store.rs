@@ -545,12 +545,18 @@ impl Store {
         transaction.used = true;
         let authenticator_id = transaction.authenticator_id.clone();
         let user = self.user_mut(&session.user_id)?;
-        let authenticator = user
-            .authenticators
-            .iter_mut()
-            .find(|a| a.id == authenticator_id)
-            .ok_or_else(|| ApiError::invalid_grant("The authenticator no longer exists."))?;
-        authenticator.active = true;
+        if !user.authenticators.iter().any(|a| a.id == authenticator_id) {
+            return Err(ApiError::invalid_grant(
+                "The authenticator no longer exists.",
+            ));
+        }
+        for authenticator in &mut user.authenticators {
+            if authenticator.id == authenticator_id
+                || phone_pair(&authenticator.id, &authenticator_id)
+            {
+                authenticator.active = true;
+            }
+        }
         self.grant(&session, None)
     }
 
@@ -615,6 +621,7 @@ impl Store {
             )));
         }
         let recovery_enabled = self.recovery_codes;
+        let pair_phones = self.factors.sms && self.factors.voice && self.factors.pair_sms_voice;
         let max = self.limits.max_authenticators;
         let tenant = self.tenant_name.clone();
         let user = self.user_mut(user_id)?;
@@ -659,8 +666,8 @@ impl Store {
                 })
             }
             Enrollment::Oob { channel, to } => {
-                let authenticator_id =
-                    format!("{}|dev_{}", channel.as_str(), random::device_suffix());
+                let suffix = random::device_suffix();
+                let authenticator_id = format!("{}|dev_{suffix}", channel.as_str());
                 user.authenticators.push(Authenticator {
                     id: authenticator_id.clone(),
                     factor: Factor::Oob {
@@ -669,6 +676,18 @@ impl Store {
                     },
                     active: false,
                 });
+                // With SMS and voice both enabled, a phone enrollment makes the pair
+                // `sms|dev_X` and `voice|dev_X` (fact sheet §3.2); they live and die together.
+                if let Some(partner) = phone_partner(channel).filter(|_| pair_phones) {
+                    user.authenticators.push(Authenticator {
+                        id: format!("{}|dev_{suffix}", partner.as_str()),
+                        factor: Factor::Oob {
+                            channel: partner,
+                            to: to.clone(),
+                        },
+                        active: false,
+                    });
+                }
                 let user_id = user.id.clone();
                 let oob_code = self.send_code(&user_id, &authenticator_id, channel, &to, now);
                 Ok(Association::Oob {
@@ -817,10 +836,17 @@ impl Store {
     pub fn delete(&mut self, user_id: &str, authenticator_id: &str) -> Result<(), ApiError> {
         let user = self.user_mut(user_id)?;
         let before = user.authenticators.len();
-        user.authenticators.retain(|a| a.id != authenticator_id);
+        let mut removed = Vec::new();
+        user.authenticators.retain(|a| {
+            let gone = a.id == authenticator_id || phone_pair(&a.id, authenticator_id);
+            if gone {
+                removed.push(a.id.clone());
+            }
+            !gone
+        });
         if user.authenticators.len() < before {
             self.oob
-                .retain(|_, t| t.authenticator_id != authenticator_id);
+                .retain(|_, t| !removed.contains(&t.authenticator_id));
             return Ok(());
         }
         if user
@@ -862,6 +888,32 @@ impl Store {
     }
 }
 
+/// The other half of an SMS/voice pair.
+fn phone_partner(channel: Channel) -> Option<Channel> {
+    match channel {
+        Channel::Sms => Some(Channel::Voice),
+        Channel::Voice => Some(Channel::Sms),
+        Channel::Email => None,
+    }
+}
+
+/// Whether two distinct ids are the `sms|dev_X` / `voice|dev_X` halves of one phone.
+fn phone_pair(a: &str, b: &str) -> bool {
+    let split = |id: &str| {
+        id.split_once('|')
+            .map(|(kind, suffix)| (kind.to_owned(), suffix.to_owned()))
+    };
+    match (split(a), split(b)) {
+        (Some((ka, sa)), Some((kb, sb))) => {
+            sa == sb
+                && ka != kb
+                && ["sms", "voice"].contains(&ka.as_str())
+                && ["sms", "voice"].contains(&kb.as_str())
+        }
+        _ => false,
+    }
+}
+
 fn expired_oob_code() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -899,10 +951,6 @@ fn otpauth_uri(tenant: &str, account: &str, secret: &str) -> String {
 }
 
 /// Parses the `/mfa/associate` body into an [`Enrollment`].
-#[cfg(test)]
-#[path = "store_tests.rs"]
-mod tests;
-
 pub fn parse_enrollment(
     types: Option<Vec<String>>,
     channels: Option<Vec<String>>,
@@ -952,3 +1000,7 @@ pub fn parse_enrollment(
         )),
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -8,8 +8,17 @@ const NOW: i64 = 1_700_000_010;
 const CLIENT: &str = "client";
 const PHONE: &str = "+15551239167";
 
+/// One authenticator per enrollment (no SMS/voice pairing), so lists are easy to read;
+/// `sms_and_voice_are_enrolled_confirmed_and_deleted_as_a_pair` covers the pairing.
 fn store() -> Store {
-    store_with(Limits::default(), Factors::default(), true)
+    store_with(
+        Limits::default(),
+        Factors {
+            pair_sms_voice: false,
+            ..Factors::default()
+        },
+        true,
+    )
 }
 
 fn store_with(limits: Limits, factors: Factors, recovery_codes: bool) -> Store {
@@ -1005,4 +1014,66 @@ fn delete_removes_the_authenticator_and_its_transactions() {
     store.delete(&user_id, &recovery_id).unwrap();
     assert_eq!(store.list(&user_id).unwrap().len(), 1);
     assert_api_error(store.delete(&user_id, &recovery_id), 404, "not_found");
+}
+
+#[test]
+fn sms_and_voice_are_enrolled_confirmed_and_deleted_as_a_pair() {
+    let mut store = store_with(Limits::default(), Factors::default(), true);
+    let user_id = store.add_user("pair@example.com", "pw", true, NOW).unwrap();
+    let token = match store
+        .login("pair@example.com", "pw", CLIENT, None, "", NOW)
+        .unwrap()
+    {
+        Login::MfaRequired(t) => t,
+        Login::Granted(_) => panic!("MFA is required"),
+    };
+    let association = store
+        .associate(
+            &user_id,
+            true,
+            Enrollment::Oob {
+                channel: Channel::Sms,
+                to: "+15550100001".into(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let Association::Oob { oob_code, .. } = association else {
+        panic!("an oob association")
+    };
+    let list = store.list(&user_id).unwrap();
+    let phones: Vec<_> = list
+        .iter()
+        .filter(|v| v.authenticator_type == "oob")
+        .collect();
+    assert_eq!(phones.len(), 2);
+    assert_eq!(phones[0].oob_channel, Some(Channel::Sms));
+    assert_eq!(phones[1].oob_channel, Some(Channel::Voice));
+    let suffix = |id: &str| id.split_once('|').unwrap().1.to_owned();
+    assert_eq!(suffix(&phones[0].id), suffix(&phones[1].id));
+    assert!(phones.iter().all(|p| !p.active));
+
+    let code = store.messages("+15550100001")[0].code.clone();
+    store
+        .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW)
+        .unwrap();
+    let list = store.list(&user_id).unwrap();
+    assert!(
+        list.iter()
+            .filter(|v| v.authenticator_type == "oob")
+            .all(|v| v.active)
+    );
+
+    let voice_id = list
+        .iter()
+        .find(|v| v.oob_channel == Some(Channel::Voice))
+        .unwrap()
+        .id
+        .clone();
+    store.delete(&user_id, &voice_id).unwrap();
+    let list = store.list(&user_id).unwrap();
+    assert!(
+        list.iter().all(|v| v.authenticator_type != "oob"),
+        "deleting one half deletes both"
+    );
 }

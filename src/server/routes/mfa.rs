@@ -88,6 +88,13 @@ pub async fn associate(
     // Optional here: SDKs differ, and the bearer already identifies the user.
     if let Some(credentials) = ClientCredentials::from_request(&headers, &params)? {
         check_client(&state, &credentials, false)?;
+        if let Caller::MfaToken(session) = &caller
+            && session.client_id != credentials.client_id
+        {
+            return Err(ApiError::invalid_grant(
+                "The mfa_token was issued to another client.",
+            ));
+        }
     }
     let enrollment = parse_enrollment(
         params.list("authenticator_types")?,

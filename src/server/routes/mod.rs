@@ -11,8 +11,9 @@ use super::error::ApiError;
 use super::params::{ClientCredentials, Params};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::map_response;
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use std::sync::Arc;
@@ -24,8 +25,7 @@ pub fn router(state: Arc<AppState>, control: bool) -> Router {
         .route("/mfa/associate", post(mfa::associate))
         .route("/mfa/challenge", post(mfa::challenge))
         .route("/mfa/authenticators", get(mfa::list))
-        .route("/mfa/authenticators/{id}", delete(mfa::delete))
-        .layer(map_response(json_with_charset));
+        .route("/mfa/authenticators/{id}", delete(mfa::delete));
     let mut app = Router::new()
         .route("/oauth/token", post(token::token))
         .route(
@@ -44,7 +44,7 @@ pub fn router(state: Arc<AppState>, control: bool) -> Router {
             );
     }
     app.fallback(not_found)
-        .layer(map_response(json_error_bodies))
+        .layer(from_fn(wire_conventions))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -65,18 +65,40 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// `/mfa/*` answer `application/json; charset=utf-8`, `/oauth/token` plain
-/// `application/json`, as recorded from Auth0.
-async fn json_with_charset(mut response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/json");
-    if is_json {
-        response.headers_mut().insert(
+/// What every response gets on its way out, and every request on its way in:
+/// - HTTP/2 requests carry the address in `:authority`, not `Host`: copy it, so issuer and
+///   audiences follow the address the client used whatever the protocol;
+/// - framework rejections (413, 405, 415...) become the JSON error envelope;
+/// - a 413 closes the connection (the unread body would poison keep-alive);
+/// - `/mfa/*` answer `application/json; charset=utf-8`, `/oauth/token` plain
+///   `application/json` with `Cache-Control: no-store`, as recorded from Auth0.
+async fn wire_conventions(mut request: Request, next: Next) -> Response {
+    if !request.headers().contains_key(header::HOST)
+        && let Some(authority) = request.uri().authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, value);
+    }
+    let path = request.uri().path().to_owned();
+    let mut response = json_error_bodies(next.run(request).await).await;
+    let headers = response.headers_mut();
+    if path.starts_with("/mfa/")
+        && headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/json")
+    {
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
+    }
+    if path == "/oauth/token" {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
@@ -93,6 +115,7 @@ async fn json_error_bodies(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
+    let allow = response.headers().get(header::ALLOW).cloned();
     let text = axum::body::to_bytes(response.into_body(), 4096)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -108,7 +131,11 @@ async fn json_error_bodies(response: Response) -> Response {
     } else {
         text
     };
-    ApiError::new(status, error, description).into_response()
+    let mut response = ApiError::new(status, error, description).into_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }
 
 /// Client authentication for `/oauth/token` and `/mfa/challenge`: `client_id` required,
