@@ -99,8 +99,9 @@ def describe_exc(e: BaseException) -> str:
 
 
 def short(value: Any, n: int = 24) -> str:
-    s = str(value)
-    return s if len(s) <= n else s[: n - 3] + "..."
+    """A secret-free stand-in for a token or code in the log: its length only."""
+    del n
+    return f"<{len(str(value))} chars>"
 
 
 def jwt_claims(token: str) -> dict[str, Any] | None:
@@ -337,7 +338,7 @@ class Harness:
             check(last.get("to") == phone, f"message 'to'={last.get('to')!r}, want {phone!r}")
             check(last.get("channel") == "sms", f"message channel={last.get('channel')!r}, want 'sms'")
             check(isinstance(last.get("code"), str) and last["code"], f"message has no code: {last!r}")
-            return last["code"], f"code={last['code']} ({len(msgs)} message(s))"
+            return last["code"], f"code=<{len(last['code'])} digits> ({len(msgs)} message(s))"
 
         code = await f.step("read SMS code (GET /__control/messages)", lambda: read_code(1))
 
