@@ -266,6 +266,14 @@ async fn closed(
                 }
                 let Some(mut user) = shared.pools[index].take(shared.current_step()) else {
                     // Every user of the pool is cooling down (one-time codes) or used up.
+                    recorder
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .starts
+                        .pool_waits += 1;
+                    if shared.pools[index].single_use && shared.pools[index].is_empty() {
+                        return;
+                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
@@ -295,22 +303,34 @@ async fn open(
     let mut offset = Duration::ZERO;
     let mut next_flow = 0usize;
     let mut set = tokio::task::JoinSet::new();
+    // Starts fall where the integral of the rate reaches the next whole flow, so a ramp
+    // from zero starts on time instead of waiting 1/rate at its first tiny rate.
+    let mut credit = if ramp { 0.0_f64 } else { 1.0 };
+    let level = |t: Duration| {
+        if ramp {
+            plan.level_at(t, true)
+        } else {
+            plan.level_at(Duration::ZERO, false)
+        }
+    };
     while offset < length
         && !shared.stop.load(Ordering::SeqCst)
         && !shared.exhausted(plan.iterations)
     {
-        let rate = if ramp {
-            plan.level_at(offset, true)
-        } else {
-            plan.level_at(Duration::ZERO, false)
-        };
-        if rate <= 0.0 {
-            offset += Duration::from_millis(10);
+        if credit < 1.0 {
+            let rate = level(offset);
+            let dt = if rate <= 0.0 {
+                0.01
+            } else {
+                ((1.0 - credit) / rate).min(0.01)
+            };
+            offset += Duration::from_secs_f64(dt);
+            credit += rate.max(0.0) * dt;
             continue;
         }
+        credit -= 1.0;
         let intended = start + offset;
         tokio::time::sleep_until(intended).await;
-        offset += Duration::from_secs_f64(1.0 / rate);
         while set.try_join_next().is_some() {}
         {
             let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());

@@ -39,6 +39,8 @@ pub struct Starts {
     pub dropped_pool: u64,
     /// Not started: too many flows in flight.
     pub dropped_in_flight: u64,
+    /// Closed model: times a virtual user found no pool user ready and had to wait.
+    pub pool_waits: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,12 +119,19 @@ pub fn error_kind(step: &StepResult) -> Option<String> {
                 ErrorKind::Transport if message.contains("timed out") => "timeout",
                 ErrorKind::Transport if message.contains("exceeds") => "body_too_large",
                 ErrorKind::Transport
-                    if message.contains("refused") || message.contains("connect") =>
+                    if message.contains("reset")
+                        || message.contains("closed")
+                        || message.contains("broken pipe")
+                        || message.contains("incomplete") =>
+                {
+                    "connection_reset"
+                }
+                ErrorKind::Transport
+                    if message.contains("refused")
+                        || message.contains("(connect)")
+                        || message.contains("dns") =>
                 {
                     "connect"
-                }
-                ErrorKind::Transport if message.contains("reset") || message.contains("closed") => {
-                    "connection_reset"
                 }
                 ErrorKind::Transport => "transport",
             }

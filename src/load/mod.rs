@@ -420,6 +420,30 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
     }
 
     let recorder = recorder.lock().unwrap_or_else(|e| e.into_inner());
+    if recorder.starts.dropped_in_flight > 0 {
+        warnings.push(format!(
+            "{} starts were dropped at --max-in-flight {}: the slowest flows are missing from the percentiles; raise the limit",
+            recorder.starts.dropped_in_flight, args.max_in_flight
+        ));
+    }
+    let exhausted: Vec<&str> = flows
+        .iter()
+        .zip(&pools)
+        .filter(|(f, p)| f.single_use && p.is_empty())
+        .map(|(f, _)| f.scenario.name.as_str())
+        .collect();
+    if plan.model == Model::Closed && !exhausted.is_empty() {
+        warnings.push(format!(
+            "the pool ran out for {} (each flow without setup uses up a user) and virtual users stopped early after {} flows: give a bigger --pool",
+            exhausted.join(", "),
+            recorder.flows
+        ));
+    } else if recorder.starts.pool_waits > 0 && plan.model == Model::Closed {
+        warnings.push(format!(
+            "virtual users waited {} times for a pool user (one-time TOTP codes: a user runs a TOTP flow once per 30-s step): give a bigger --pool",
+            recorder.starts.pool_waits
+        ));
+    }
     if recorder.starts.dropped_pool > 0 {
         warnings.push(format!(
             "{} starts were dropped because no pool user was free: give a bigger --pool",

@@ -1,0 +1,195 @@
+//! Shared helpers for the end-to-end tests of `mfa-conform load`: purpose-built HTTP
+//! servers on loopback, a one-step scenario suite and a profile in a temporary directory,
+//! `LoadArgs` with the command line's defaults, and readers for the reports.
+
+// Every test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use axum::Router;
+use base64::Engine;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use mfa_conform::load::LoadArgs;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mfa-conform");
+
+/// The repository's own scenario suite.
+pub const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+
+/// A catalogue with the one requirement the test scenarios check.
+pub const CATALOGUE: &str = r#"version: "test"
+requirements:
+  - {id: T-PING-200, area: discovery, text: GET /ping answers 200, source: test, level: must}
+"#;
+
+/// One request, no user, no setup, no control hook: a flow is a single `GET /ping`.
+pub const PING: &str = r#"description: One GET; the flow of the load tests.
+user: false
+steps:
+  - name: ping
+    request: {method: GET, path: /ping}
+    checks:
+      - {req: T-PING-200, status: 200}
+"#;
+
+/// A fresh temporary directory for one test.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mfa-conform-load-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `suite/` (the catalogue and the ping scenario) and `profile.yaml` (just a
+/// base_url, and `extra` profile lines) into `dir`; returns (suite dir, profile).
+pub fn write_suite(dir: &Path, base_url: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let suite = dir.join("suite");
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(suite.join("requirements.yaml"), CATALOGUE).unwrap();
+    std::fs::write(suite.join("ping.yaml"), PING).unwrap();
+    let profile = dir.join("profile.yaml");
+    std::fs::write(&profile, format!("base_url: {base_url}\n{extra}")).unwrap();
+    (suite, profile)
+}
+
+/// Serves `app` on a free loopback port of the current runtime; returns its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// `LoadArgs` as the command line would give them with no option but these.
+pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> LoadArgs {
+    LoadArgs {
+        profile: profile.map(Path::to_owned),
+        scenarios: scenarios.to_owned(),
+        scenario: vec!["ping".into()],
+        tags: Vec::new(),
+        vus: None,
+        rate: None,
+        duration: None,
+        iterations: None,
+        warmup: None,
+        stages: None,
+        plan: None,
+        pool: None,
+        max_in_flight: 10_000,
+        thresholds: Vec::new(),
+        baseline: None,
+        max_regression: None,
+        report_dir: Some(report_dir.to_owned()),
+        progress_every: "5s".into(),
+    }
+}
+
+/// Runs the binary with `args` to completion (on a blocking thread, so the test's own
+/// servers keep serving).
+pub async fn run_bin(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// The exit code, stdout and stderr of a finished run, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `load.json` of a report directory.
+pub fn report(dir: &Path) -> Value {
+    read_json(&dir.join("load.json"))
+}
+
+/// A number of `load.json` (`report["flows"]["latency"]["p99"]`, ...).
+pub fn num(value: &Value) -> f64 {
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+/// Sum of the flows per second of the timeline.
+pub fn timeline_flows(report: &Value) -> u64 {
+    report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["flows"].as_u64().unwrap())
+        .sum()
+}
+
+/// Reads an HdrHistogram interval log: for each tag, the number of intervals and the total
+/// count of the decoded histograms.
+pub fn hlog_counts(path: &Path) -> BTreeMap<String, (usize, u64)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut counts: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.unwrap_or_else(|e| panic!("{}: bad entry {e:?}", path.display()));
+        if let LogEntry::Interval(interval) = entry {
+            let tag = interval
+                .tag()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(interval.encoded_histogram())
+                .unwrap();
+            let histogram: hdrhistogram::Histogram<u64> = deserializer
+                .deserialize(&mut std::io::Cursor::new(raw))
+                .unwrap();
+            let slot = counts.entry(tag).or_default();
+            slot.0 += 1;
+            slot.1 += histogram.len();
+        }
+    }
+    counts
+}
+
+/// A server whose `GET /ping` answers 200 with a small JSON body at once.
+pub async fn ok_server() -> String {
+    serve(Router::new().route(
+        "/ping",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"ok": true})) }),
+    ))
+    .await
+}
+
+/// Command-line arguments of a `load` run of the ping flow against `profile`.
+pub fn cli(suite: &Path, profile: &Path, reports: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "load".into(),
+        "--scenarios".into(),
+        suite.display().to_string(),
+        "--profile".into(),
+        profile.display().to_string(),
+        "--scenario".into(),
+        "ping".into(),
+        "--report-dir".into(),
+        reports.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
