@@ -200,7 +200,10 @@ pub fn describe_reqwest(error: &reqwest::Error) -> String {
     }
     let text = parts.join(": ");
     let lower = text.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls handshake") {
+    if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("tls handshake")
+    {
         return format!(
             "{text} (the target's TLS certificate is not trusted: name its CA in the profile's tls.ca_cert, or set tls.insecure: true for a throwaway target)"
         );
