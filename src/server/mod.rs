@@ -24,7 +24,9 @@ use store::Store;
 pub struct AppState {
     pub config: ServerConfig,
     pub clock: Clock,
-    pub signer: Signer,
+    /// Made on a blocking thread at start-up, so the port opens at once; the first request
+    /// that needs it waits for it.
+    signer: tokio::sync::OnceCell<Arc<Signer>>,
     store: Mutex<Store>,
     scheme: &'static str,
 }
@@ -44,12 +46,34 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         }
         Ok(AppState {
-            signer: Signer::generate()?,
+            signer: tokio::sync::OnceCell::new(),
             clock,
             store: Mutex::new(store),
             scheme: if tls { "https" } else { "http" },
             config,
         })
+    }
+
+    /// The token signer, generating its RSA key on first use.
+    pub async fn signer(&self) -> Result<Arc<Signer>, error::ApiError> {
+        self.signer
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(Signer::generate)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .and_then(|r| r)
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+            .map_err(|e| {
+                tracing::error!("RSA key generation failed: {e:#}");
+                error::ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "Token signing is unavailable.",
+                )
+            })
     }
 
     /// The store, even if a handler panicked while holding it (its data stays consistent:
@@ -164,6 +188,10 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
         }
     };
     spawn_purger(state.clone());
+    let warm = state.clone();
+    tokio::spawn(async move {
+        let _ = warm.signer().await;
+    });
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else if addr.is_ipv6() {

@@ -28,6 +28,8 @@ pub async fn openid_configuration(
     }))
 }
 
-pub async fn jwks(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(state.signer.jwks().clone())
+pub async fn jwks(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Value>, crate::server::error::ApiError> {
+    Ok(Json(state.signer().await?.jwks().clone()))
 }

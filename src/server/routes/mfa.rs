@@ -35,7 +35,11 @@ impl Caller {
 
 /// Resolves the bearer: an `mfa_token` (opaque) or an access token for `<base>/mfa/`.
 /// `error` is the code for an unusable token (Auth0 says `invalid_grant` on associate).
-fn caller(state: &AppState, headers: &HeaderMap, error: &'static str) -> Result<Caller, ApiError> {
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    error: &'static str,
+) -> Result<Caller, ApiError> {
     let token = bearer_token(headers)
         .ok_or_else(|| ApiError::unauthorized(error, "Missing Authorization: Bearer token."))?;
     let now = state.clock.now();
@@ -53,7 +57,8 @@ fn caller(state: &AppState, headers: &HeaderMap, error: &'static str) -> Result<
         };
     }
     let claims = state
-        .signer
+        .signer()
+        .await?
         .verify_access(
             token,
             &state.issuer(headers),
@@ -83,7 +88,7 @@ pub async fn associate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Association>, ApiError> {
-    let caller = caller(&state, &headers, "invalid_grant")?;
+    let caller = caller(&state, &headers, "invalid_grant").await?;
     let params = Params::parse(&headers, &body)?;
     // Optional here: SDKs differ, and the bearer already identifies the user.
     if let Some(credentials) = ClientCredentials::from_request(&headers, &params)? {
@@ -155,8 +160,9 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<AuthenticatorView>>, ApiError> {
-    let (user_id, _) =
-        caller(&state, &headers, "invalid_token")?.user_for("read:authenticators", true)?;
+    let (user_id, _) = caller(&state, &headers, "invalid_token")
+        .await?
+        .user_for("read:authenticators", true)?;
     let views = state.store().list(&user_id)?;
     Ok(Json(views))
 }
@@ -166,8 +172,9 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (user_id, _) =
-        caller(&state, &headers, "invalid_token")?.user_for("remove:authenticators", false)?;
+    let (user_id, _) = caller(&state, &headers, "invalid_token")
+        .await?
+        .user_for("remove:authenticators", false)?;
     state.store().delete(&user_id, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }

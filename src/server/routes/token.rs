@@ -106,16 +106,17 @@ pub async fn token(
         }
         _ => unreachable!("checked against ALL_GRANTS above"),
     };
-    issue_tokens(&state, &headers, grant, now).map(Json)
+    issue_tokens(&state, &headers, grant, now).await.map(Json)
 }
 
 /// Signs the access token (and `id_token` for `openid`), outside the store's lock.
-fn issue_tokens(
+async fn issue_tokens(
     state: &AppState,
     headers: &HeaderMap,
     grant: Grant,
     now: i64,
 ) -> Result<Value, ApiError> {
+    let signer = state.signer().await?;
     let issuer = state.issuer(headers);
     let mfa_audience = state.mfa_audience(headers);
     let audience = grant
@@ -143,8 +144,7 @@ fn issue_tokens(
             "Token signing failed.",
         )
     };
-    let access_token = state
-        .signer
+    let access_token = signer
         .sign(&AccessClaims {
             iss: issuer.clone(),
             sub: grant.user_id.clone(),
@@ -165,8 +165,7 @@ fn issue_tokens(
         body["scope"] = scope.clone().into();
     }
     if scope.split(' ').any(|s| s == "openid") {
-        let id_token = state
-            .signer
+        let id_token = signer
             .sign(&IdClaims {
                 iss: &issuer,
                 sub: &grant.user_id,
