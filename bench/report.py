@@ -11,14 +11,15 @@
       Merges run facts (values parsed as JSON where they parse) into META.json.
 
   render --results FILE --meta META.json --out MD
-      Writes the Markdown report (summary table and run details) to MD and prints the
-      table on stdout.
+      Writes the Markdown report (summary table and run details) to MD, after what MD
+      already holds (one file per day, runs in order), and prints the table on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -178,7 +179,7 @@ def cmd_render(args) -> int:
             f"met in {met} of {len(auth_wrk)} runs "
             f"(best {max(r['rps'] for r in auth_wrk):,.0f}, worst {min(r['rps'] for r in auth_wrk):,.0f})."
         )
-    lines = [f"# mfa-conform server benchmark, {meta.get('date', '?')}", ""]
+    lines = [f"# mfa-conform server benchmark, run of {meta.get('date', '?')}", ""]
     lines += ["## Summary", ""] + table + [""]
     if target_line:
         lines += [target_line, ""]
@@ -244,7 +245,11 @@ def cmd_render(args) -> int:
         "  each answer carries one RS256-signed access token.",
         "",
     ]
-    with open(args.out, "w") as f:
+    # One file per day: a later run of the same day is appended, newest last.
+    mode = "a" if os.path.exists(args.out) and os.path.getsize(args.out) > 0 else "w"
+    with open(args.out, mode) as f:
+        if mode == "a":
+            f.write("\n---\n\n")
         f.write("\n".join(lines))
     print("\n".join(table))
     if target_line:

@@ -31,6 +31,8 @@ pub enum Command {
     Run(RunArgs),
     /// Replay scenarios concurrently and measure latency percentiles (no coordinated omission).
     Load(crate::load::LoadArgs),
+    /// Review, accept or reject pending response snapshots (`.snap.new` files).
+    Snapshots(crate::snapshot::SnapshotsArgs),
     /// Print the JSON Schema of a file format, for editor validation and completion.
     Schema {
         /// Which format.
@@ -85,6 +87,8 @@ pub struct RunArgs {
     /// No per-scenario lines; only failures and the totals.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(flatten)]
+    pub snapshot: crate::snapshot::RunSnapshotArgs,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +146,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Run(args) => Ok(run(args).await),
         Command::Load(args) => Ok(crate::load::main(args).await),
+        Command::Snapshots(args) => Ok(crate::snapshot::review::main(args)),
         Command::Schema { kind } => schema(kind),
     };
     match result {
@@ -217,10 +222,14 @@ async fn run(args: RunArgs) -> u8 {
         report_dir: args.report_dir,
         json: args.json,
         quiet: args.quiet,
+        snapshots: args.snapshot.options(),
     };
     match crate::run::run(options).await {
         Ok(outcome) => {
             print!("{}", crate::report::console::summary(&outcome.report));
+            if let Some(snapshots) = &outcome.snapshots {
+                print!("{}", snapshots.render());
+            }
             if let Some(dir) = &outcome.report_dir {
                 println!("reports: {}", dir.display());
             }

@@ -10,6 +10,7 @@ use crate::scenario::load::{LoadError, parse_yaml};
 use crate::scenario::model::Capability;
 use crate::scenario::{Suite, SuiteScenario};
 use crate::server::{self, RunningServer, ServeOptions, config};
+use crate::snapshot::{SnapshotOptions, SnapshotSink, SnapshotSummary};
 use crate::target::{Control, Hook, Target, TargetProfile, Tls};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub report_dir: Option<PathBuf>,
     pub json: Option<PathBuf>,
     pub quiet: bool,
+    /// Response snapshots (off unless `snapshots.dir` is set).
+    pub snapshots: SnapshotOptions,
 }
 
 /// A known deviation: a requirement whose failures are expected, and why.
@@ -58,6 +61,8 @@ pub struct RunOutcome {
     pub report: RunReport,
     pub exit_code: u8,
     pub report_dir: Option<PathBuf>,
+    /// What happened to snapshots, when they were on.
+    pub snapshots: Option<SnapshotSummary>,
 }
 
 /// Bad input: every error found, each naming file, line and column.
@@ -178,8 +183,25 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
     let context = Arc::new(
         RunContext::new(target.clone(), &suite, redactor.clone()).map_err(|e| BadInput(vec![e]))?,
     );
+    let mut snapshots = match SnapshotSink::new(&options.snapshots, &target, &suite) {
+        Ok(sink) => sink,
+        Err(e) => {
+            if let Some(server) = embedded {
+                server.shutdown().await;
+            }
+            return Err(BadInput(vec![e]));
+        }
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
-    let results = execute(&context, &selected, &options, interrupted.clone()).await;
+    let results = execute(
+        &context,
+        &selected,
+        &options,
+        interrupted.clone(),
+        snapshots.as_mut(),
+    )
+    .await;
+    let snapshots = snapshots.map(SnapshotSink::finish);
     if let Some(server) = embedded {
         server.shutdown().await;
     }
@@ -242,6 +264,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
         report,
         exit_code,
         report_dir,
+        snapshots,
     })
 }
 
@@ -285,6 +308,7 @@ async fn execute(
     selected: &[&SuiteScenario],
     options: &RunOptions,
     interrupted: Arc<AtomicBool>,
+    mut snapshots: Option<&mut SnapshotSink>,
 ) -> Vec<ScenarioResult> {
     let (clocked, parallel): (Vec<&SuiteScenario>, Vec<&SuiteScenario>) =
         selected.iter().partition(|s| {
@@ -336,6 +360,9 @@ async fn execute(
         }
         drop(sender);
         while let Some((index, mut result)) = receiver.recv().await {
+            if let (Some(sink), Some(scenario)) = (snapshots.as_deref_mut(), selected.get(index)) {
+                sink.apply(scenario, &mut result);
+            }
             result.settle(options.strict);
             if !options.quiet {
                 println!("{}", report::console::scenario_line(&result));

@@ -72,6 +72,14 @@ pub fn summary(report: &RunReport) -> String {
                     Severity::Must => "must",
                     Severity::Should => "should",
                 };
+                if crate::snapshot::is_snapshot_check(c) {
+                    let _ = writeln!(out, "    [{}] ({level}) {}", c.requirement, c.check);
+                    let _ = writeln!(out, "      {}", c.message);
+                    for line in c.actual.lines() {
+                        let _ = writeln!(out, "      {line}");
+                    }
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "    [{}] ({level}) expected {}",

@@ -40,6 +40,9 @@ pub fn render(report: &RunReport) -> String {
                         .filter(|c| c.status == CheckStatus::Failed)
                     {
                         lines.push(format!("{}: [{}] {}", step.name, c.requirement, c.message));
+                        if crate::snapshot::is_snapshot_check(c) && !c.actual.is_empty() {
+                            lines.push(c.actual.trim_end().to_owned());
+                        }
                     }
                 }
                 s.set_message(lines.first().cloned().unwrap_or_default());

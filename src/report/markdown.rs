@@ -2,7 +2,7 @@
 //! area: what a vendor shows a customer).
 
 use super::{RequirementStatus, RunReport};
-use crate::engine::result::{CheckStatus, ScenarioStatus};
+use crate::engine::result::{CheckResult, CheckStatus, ScenarioStatus};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -65,6 +65,7 @@ pub fn summary(report: &RunReport) -> String {
                         c.severity.as_str(),
                         c.message
                     );
+                    out.push_str(&diff_block(c));
                 }
             }
             out.push('\n');
@@ -92,6 +93,7 @@ pub fn summary(report: &RunReport) -> String {
                 "- {} / {} `{}`: {}",
                 s.name, st.name, c.requirement, c.message
             );
+            out.push_str(&diff_block(c));
         }
         out.push('\n');
     }
@@ -115,6 +117,93 @@ pub fn summary(report: &RunReport) -> String {
                 "- {}: {}",
                 s.name,
                 s.skip_reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let snapshots = snapshot_section(report, true);
+    if !snapshots.is_empty() {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&snapshots);
+    }
+    out
+}
+
+/// The unified diff of a failed snapshot check, as a fenced block inside a list item.
+fn diff_block(c: &CheckResult) -> String {
+    if !crate::snapshot::is_snapshot_check(c) || c.actual.trim().is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n  ```diff\n");
+    for line in c.actual.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push_str("  ```\n");
+    out
+}
+
+/// Response snapshots: counts, and in shape comparison the verdict of every step
+/// (`all_steps`) or of the differing ones.
+fn snapshot_section(report: &RunReport, all_steps: bool) -> String {
+    let checks: Vec<_> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
+        .flat_map(|(s, st)| {
+            st.checks
+                .iter()
+                .filter(|c| crate::snapshot::is_snapshot_check(c))
+                .map(move |c| (s, st, c))
+        })
+        .collect();
+    if checks.is_empty() {
+        return String::new();
+    }
+    let same = checks
+        .iter()
+        .filter(|(_, _, c)| c.status == CheckStatus::Passed)
+        .count();
+    let mut out = String::new();
+    let shape_of = checks
+        .iter()
+        .find_map(|(_, _, c)| crate::snapshot::shape_profile(c));
+    match shape_of {
+        Some(profile) => {
+            let _ = writeln!(
+                out,
+                "## Response shapes compared with `{profile}`\n\n{same} of {} step(s) have the same shape as `{profile}` (status, media type, keys, value types, array lengths).\n",
+                checks.len()
+            );
+            let rows: Vec<_> = checks
+                .iter()
+                .filter(|(_, _, c)| all_steps || c.status != CheckStatus::Passed)
+                .collect();
+            if !rows.is_empty() {
+                let _ = writeln!(out, "| scenario | step | shape |\n|---|---|---|");
+                for (s, st, c) in rows {
+                    let verdict = if c.status == CheckStatus::Passed {
+                        format!("same shape as {profile}")
+                    } else {
+                        c.message.clone()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} |",
+                        cell(&s.name),
+                        cell(&st.name),
+                        cell(&verdict)
+                    );
+                }
+                out.push('\n');
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "## Response snapshots\n\n{same} of {} snapshot(s) match; {} differ.\n",
+                checks.len(),
+                checks.len() - same
             );
         }
     }
@@ -187,6 +276,14 @@ pub fn compatibility(report: &RunReport) -> String {
             );
         }
         out.push('\n');
+    }
+    let shapes_compared = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.checks())
+        .any(crate::snapshot::is_shape_check);
+    if shapes_compared {
+        out.push_str(&snapshot_section(report, false));
     }
     out
 }

@@ -171,7 +171,10 @@ fn member(path: &str, key: &str) -> String {
     if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         format!("{path}.{key}")
     } else {
-        format!("{path}[{}]", serde_json::to_string(key).expect("a string serialises"))
+        format!(
+            "{path}[{}]",
+            serde_json::to_string(key).expect("a string serialises")
+        )
     }
 }
 
@@ -216,7 +219,8 @@ mod tests {
     #[test]
     fn unified_diff_reads_well() {
         let old = "status: 200\ncontent-type: application/json\n\n{\n  \"a\": 1\n}\n";
-        let new = "status: 200\ncontent-type: application/json\n\n{\n  \"a\": \"1\",\n  \"b\": true\n}\n";
+        let new =
+            "status: 200\ncontent-type: application/json\n\n{\n  \"a\": \"1\",\n  \"b\": true\n}\n";
         insta::assert_snapshot!(unified(old, new, "old.snap", "old.snap.new"), @r#"
         --- old.snap
         +++ old.snap.new

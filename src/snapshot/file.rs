@@ -217,7 +217,11 @@ pub fn slug(name: &str) -> String {
         out.truncate(80);
         out = out.trim_end_matches('-').to_owned();
     }
-    if out.is_empty() { "step".to_owned() } else { out }
+    if out.is_empty() {
+        "step".to_owned()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -270,8 +274,14 @@ mod tests {
         let file = sample();
         file.write(&path).unwrap();
         let parsed = insta::Snapshot::from_file(&path).unwrap();
-        assert_eq!(parsed.metadata().description(), file.meta.description.as_deref());
-        assert_eq!(parsed.metadata().expression(), file.meta.expression.as_deref());
+        assert_eq!(
+            parsed.metadata().description(),
+            file.meta.description.as_deref()
+        );
+        assert_eq!(
+            parsed.metadata().expression(),
+            file.meta.expression.as_deref()
+        );
         assert_eq!(
             parsed.contents().as_text().unwrap().to_string(),
             file.contents.trim_end()
@@ -291,12 +301,18 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(slug("associate OTP with the mfa_token"), "associate-otp-with-the-mfa-token");
+        assert_eq!(
+            slug("associate OTP with the mfa_token"),
+            "associate-otp-with-the-mfa-token"
+        );
         assert_eq!(slug("  missing {{ param }} -> 400 "), "missing-param-400");
         assert_eq!(slug("é"), "step");
         assert_eq!(slug(&"ab ".repeat(50)).len(), 80);
         let snap = Path::new("snapshots/reference/x/log-in.snap");
-        assert_eq!(new_path(snap), Path::new("snapshots/reference/x/log-in.snap.new"));
+        assert_eq!(
+            new_path(snap),
+            Path::new("snapshots/reference/x/log-in.snap.new")
+        );
         assert_eq!(snap_path(&new_path(snap)).unwrap(), snap);
         assert_eq!(snap_path(Path::new("a/b.txt.new")), None);
     }

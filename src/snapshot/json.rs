@@ -283,8 +283,8 @@ mod tests {
 
     #[test]
     fn numbers_stay_as_written_and_keys_are_sorted() {
-        let node = parse(r#" {"b": 1.0, "a": [1e3, -0.5, 12345678901234567890123], "c": {}} "#)
-            .unwrap();
+        let node =
+            parse(r#" {"b": 1.0, "a": [1e3, -0.5, 12345678901234567890123], "c": {}} "#).unwrap();
         assert_eq!(
             node.render(),
             "{\n  \"a\": [\n    1e3,\n    -0.5,\n    12345678901234567890123\n  ],\n  \"b\": 1.0,\n  \"c\": {}\n}"
@@ -294,14 +294,27 @@ mod tests {
     #[test]
     fn strings_are_decoded_and_reescaped() {
         let node = parse(r#"["a\"b\\c\/d\u00e9\ud83d\ude00\n"]"#).unwrap();
-        assert_eq!(node, Node::Array(vec![Node::String("a\"b\\c/dé😀\n".into())]));
+        assert_eq!(
+            node,
+            Node::Array(vec![Node::String("a\"b\\c/dé😀\n".into())])
+        );
         assert_eq!(node.render(), "[\n  \"a\\\"b\\\\c/dé😀\\n\"\n]");
     }
 
     #[test]
     fn not_json_is_refused() {
         for text in [
-            "", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "nul", "\"a", "[1] x", "<html>",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "nul",
+            "\"a",
+            "[1] x",
+            "<html>",
             "{\"a\":\"\u{1}\"}",
         ] {
             assert_eq!(parse(text), None, "{text:?}");
@@ -312,8 +325,8 @@ mod tests {
 
     #[test]
     fn kinds_and_shapes() {
-        let node = parse(r#"{"n": 1, "f": 1.5, "s": "x", "b": false, "z": null, "l": [1]}"#)
-            .unwrap();
+        let node =
+            parse(r#"{"n": 1, "f": 1.5, "s": "x", "b": false, "z": null, "l": [1]}"#).unwrap();
         assert_eq!(
             node.render_shape(),
             "{\n  \"b\": <boolean>,\n  \"f\": <number>,\n  \"l\": [\n    <integer>\n  ],\n  \"n\": <integer>,\n  \"s\": <string>,\n  \"z\": <null>\n}"

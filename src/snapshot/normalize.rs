@@ -304,7 +304,10 @@ fn redact_barcode(uri: &str, dynamic: &Dynamic) -> String {
 fn mask_node(node: &mut Node, placeholder: &str, keep_length: bool) {
     match node {
         Node::String(s) => *s = placeholder_for(placeholder, keep_length, s),
-        Node::Number(n) => *n = if json::kind(node) == "integer" { "0" } else { "0.0" }.into(),
+        Node::Number(n) => {
+            let integer = !n.contains(['.', 'e', 'E']);
+            *n = if integer { "0" } else { "0.0" }.into();
+        }
         Node::Array(items) => items
             .iter_mut()
             .for_each(|i| mask_node(i, placeholder, keep_length)),
@@ -368,7 +371,10 @@ fn mask_numbers(node: &mut Node) {
 }
 
 /// The node at a normalised JSONPath location.
-fn locate<'n>(root: &'n mut Node, path: &serde_json_path::NormalizedPath<'_>) -> Option<&'n mut Node> {
+fn locate<'n>(
+    root: &'n mut Node,
+    path: &serde_json_path::NormalizedPath<'_>,
+) -> Option<&'n mut Node> {
     let mut node = root;
     for element in path.iter() {
         node = match (node, element) {
@@ -502,11 +508,11 @@ mod tests {
 
         {
           "authenticator_type": "otp",
-          "barcode_uri": "otpauth://totp/mfa-conform:[account]?secret=[secret_________________________]&issuer=mfa-conform",
+          "barcode_uri": "otpauth://totp/mfa-conform:[account]?secret=[secret________________________]&issuer=mfa-conform",
           "recovery_codes": [
             "[recovery_code_________]"
           ],
-          "secret": "[secret_________________________]"
+          "secret": "[secret________________________]"
         }
         "#);
         assert_eq!("[recovery_code_________]".len(), 24);
