@@ -93,6 +93,8 @@ def main() -> int:
     p.add_argument("--strace-wrk-requests", type=int)
     p.add_argument("--strace-oha")
     p.add_argument("--strace-oha-requests", type=int)
+    p.add_argument("--scale", action="append", default=[],
+                   help="TOOL:INSTRUCTIONS:REQUESTS of another generator under callgrind (whole process)")
     a = p.parse_args()
     n = max(a.requests, 1)
     total, inc = parse(a.inclusive)
@@ -105,6 +107,12 @@ def main() -> int:
         w(f"`{a.command}`")
         w("")
     w(f"Whole process: {total / n:,.0f} instructions per request (start-up and provisioning included).")
+    for item in a.scale:
+        tool, ins, req = item.split(":")
+        ins, req = int(ins), max(int(req), 1)
+        w(f"For scale, {tool} under callgrind on the same request: {ins / req:,.0f} instructions per request "
+          f"({req} requests, whole process): ours/{tool} = {total / n / (ins / req):.1f}x.")
+    w("")
     w("Inclusive cost of the functions that matter (a function's callees included; the rows overlap):")
     w("")
     w("| function | instructions / request | % of process |")

@@ -382,7 +382,16 @@ def cmd_render(args) -> int:
               f"max in the first minute {f1(first_min / 1024)} MiB, last sample {f1(last / 1024)} MiB: "
               f"{'flat' if flat else 'GROWING'} (criterion: last <= first-minute max + 10% + 1 MiB). "
               f"{r['requests']} requests, {f0(r['rps'])} req/s achieved, {r.get('errors', 0)} errors, "
-              f"CPU {f1(r.get('gen_cpu_us_per_req'))} µs/req.")
+              f"CPU {f1(r.get('gen_cpu_us_per_req'))} µs/req, generator {f2(r.get('gen_cores'))} / server {f2(r.get('server_cores'))} / "
+              f"other+steal {f2(r.get('noise_cores'))} cores.")
+            st = r.get("starts") or {}
+            if st:
+                w("")
+                w(f"Starts: {st.get('scheduled')} scheduled, {st.get('late')} late (> 10 ms), "
+                  f"{st.get('dropped_pool', 0) + st.get('dropped_in_flight', 0)} dropped; flow latency p50 "
+                  f"{f2(r.get('flow_p50_ms'))} ms, p99 {f2(r.get('flow_p99_ms'))} ms (uncorrected p99 "
+                  f"{f2(r.get('flow_p99_uncorrected_ms'))} ms). Many late or dropped starts mean the machine "
+                  f"could not keep the schedule, so concurrency (connections, tasks) swung and RSS with it.")
             summary_lines.append((f"{meta.get('soak_duration', '5m')} open run: generator RSS", f"max {f1(max(samples) / 1024)} MiB",
                                   f"first minute {f1(first_min / 1024)} -> end {f1(last / 1024)} MiB", "flat" if flat else "GROWING"))
         w("")

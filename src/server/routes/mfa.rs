@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// Who is calling a bearer-protected `/mfa/` endpoint.
 enum Caller {
     MfaToken(MfaSession),
-    Access(AccessClaims),
+    Access(std::sync::Arc<AccessClaims>),
 }
 
 impl Caller {
@@ -27,7 +27,7 @@ impl Caller {
         match self {
             Caller::MfaToken(session) if mfa_token_ok => Ok((session.user_id, true)),
             Caller::MfaToken(_) => Err(ApiError::insufficient_scope(scope)),
-            Caller::Access(claims) if claims.has_scope(scope) => Ok((claims.sub, false)),
+            Caller::Access(claims) if claims.has_scope(scope) => Ok((claims.sub.clone(), false)),
             Caller::Access(_) => Err(ApiError::insufficient_scope(scope)),
         }
     }
