@@ -499,7 +499,7 @@ if [[ $hotspots == 1 ]] || { [[ $hotspots == auto ]] && goal_missed; }; then
         cg_requests=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"]["count"])' "$work/reports/callgrind/load.json")
         callgrind_annotate --inclusive=yes "$work/callgrind.out" >"$work/callgrind.inclusive.txt" 2>/dev/null
         callgrind_annotate --inclusive=no "$work/callgrind.out" >"$work/callgrind.exclusive.txt" 2>/dev/null
-        cg_total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}'; }
+        cg_total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n {gsub(",", "", $1); n = $1} END {print n}'; }
         scale_args=()
         log "part 5: callgrind of wrk (3 s) and oha (3000 requests), for scale"
         valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.wrk.out" wrk -t1 -c8 -d3s \

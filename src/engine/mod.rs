@@ -521,14 +521,25 @@ impl<'a> Session<'a> {
             content_type: None,
             response_body: None,
         });
+        let timeout = self.ctx.target.timeout;
         let transport = |e: &reqwest::Error| StepError {
             kind: ErrorKind::Transport,
-            message: format!(
-                "{} {}: {}",
-                request.method.as_str(),
-                self.redactor.text(&url),
-                describe_reqwest(e)
-            ),
+            message: if e.is_timeout() {
+                format!(
+                    "{} {}: timeout after {} (the profile's `timeout`): {}",
+                    request.method.as_str(),
+                    self.redactor.text(&url),
+                    humantime_secs(timeout),
+                    describe_reqwest(e)
+                )
+            } else {
+                format!(
+                    "{} {}: {}",
+                    request.method.as_str(),
+                    self.redactor.text(&url),
+                    describe_reqwest(e)
+                )
+            },
         };
         let mut response = builder.send().await.map_err(|e| transport(&e))?;
         let status = response.status().as_u16();
@@ -608,6 +619,17 @@ fn encode_form(map: &Map<String, Value>) -> String {
         }
     }
     out.finish()
+}
+
+/// `10s`, `1.5s`, `500ms`.
+fn humantime_secs(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 fn ms(started: Instant) -> f64 {

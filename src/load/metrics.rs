@@ -116,7 +116,16 @@ pub fn error_kind(step: &StepResult) -> Option<String> {
             match error.kind {
                 ErrorKind::Control => "control",
                 ErrorKind::Scenario => "scenario",
-                ErrorKind::Transport if message.contains("timed out") => "timeout",
+                ErrorKind::Transport
+                    if message.contains("timed out") || message.contains("timeout after") =>
+                {
+                    "timeout"
+                }
+                ErrorKind::Transport
+                    if message.contains("certificate") || message.contains("tls") =>
+                {
+                    "tls"
+                }
                 ErrorKind::Transport if message.contains("exceeds") => "body_too_large",
                 ErrorKind::Transport
                     if message.contains("reset")
