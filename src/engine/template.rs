@@ -91,6 +91,16 @@ impl Templates {
         if !template.contains("{{") && !template.contains("{%") {
             return Ok(template.to_owned());
         }
+        // Fast path for the common `{{ name.field }}`: a plain lookup, no template engine
+        // (converting the context for minijinja costs more than the rest of a step).
+        if let Some(found) = single_expression(template).and_then(|e| lookup(ctx, e)) {
+            match found {
+                Value::String(s) => return Ok(s.clone()),
+                Value::Number(n) => return Ok(n.to_string()),
+                Value::Bool(b) => return Ok(b.to_string()),
+                _ => {}
+            }
+        }
         self.env
             .render_str(template, TplValue::from(minijinja::value::Serde(ctx)))
             .map_err(|e| describe(&e, template))
@@ -101,6 +111,9 @@ impl Templates {
     pub fn render_json(&self, value: &Value, ctx: &Value) -> Result<Value, String> {
         Ok(match value {
             Value::String(s) => {
+                if let Some(found) = single_expression(s).and_then(|e| lookup(ctx, e)) {
+                    return Ok(found.clone());
+                }
                 if let Some(expr) = single_expression(s) {
                     let compiled = self
                         .env
@@ -139,6 +152,23 @@ fn random_alnum(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// Resolves a dotted name (`target.client_id`, `mfa_token`) in the JSON context; `None`
+/// for anything else (functions, filters, indexing) or a name that is not there, which the
+/// template engine then handles (and reports).
+fn lookup<'v>(ctx: &'v Value, expr: &str) -> Option<&'v Value> {
+    let mut value = ctx;
+    for part in expr.split('.') {
+        let plain = !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !part.as_bytes()[0].is_ascii_digit();
+        if !plain {
+            return None;
+        }
+        value = value.as_object()?.get(part)?;
+    }
+    (!value.is_null()).then_some(value)
 }
 
 fn single_expression(s: &str) -> Option<&str> {
@@ -184,6 +214,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, json!({"a": ["otp"], "b": 3, "c": "x3"}));
+    }
+
+    #[test]
+    fn plain_names_take_the_fast_path_with_the_same_result() {
+        let t = templates();
+        let ctx = json!({"a": {"b": "x", "n": 3, "list": [1]}, "z": null});
+        assert_eq!(t.render("{{ a.b }}", &ctx).unwrap(), "x");
+        assert_eq!(t.render("{{a.n}}", &ctx).unwrap(), "3");
+        assert_eq!(
+            t.render_json(&json!("{{ a.list }}"), &ctx).unwrap(),
+            json!([1])
+        );
+        assert_eq!(lookup(&ctx, "a.b"), Some(&json!("x")));
+        assert_eq!(lookup(&ctx, "a.b | upper"), None);
+        assert_eq!(lookup(&ctx, "a.missing"), None);
+        assert_eq!(lookup(&ctx, "z"), None, "null goes to the engine");
+        assert!(t.render("{{ a.missing }}", &ctx).is_err());
     }
 
     #[test]
