@@ -20,7 +20,8 @@ pub struct FlowDef {
     pub scenario: SuiteScenario,
     /// The flow computes TOTP codes: a user can run it once per 30-s step.
     pub uses_totp: bool,
-    /// No setup: each flow needs a user nobody has used (enrollment flows).
+    /// A provisioned user and no setup: each flow needs a user nobody has used
+    /// (enrollment flows).
     pub single_use: bool,
 }
 
@@ -29,7 +30,8 @@ impl FlowDef {
         let text = std::fs::read_to_string(&scenario.file).unwrap_or_default();
         FlowDef {
             uses_totp: text.contains("totp("),
-            single_use: scenario.scenario.setup.is_empty(),
+            // Without a user there is nothing to use up.
+            single_use: scenario.scenario.user && scenario.scenario.setup.is_empty(),
             scenario,
         }
     }
