@@ -30,8 +30,10 @@
 #   VSWRK_BIN=PATH          use this mfa-conform binary instead of building
 #   VSWRK_OUT=FILE          report path (default bench/results/vs-wrk-<date>.md)
 #   VSWRK_KEEP=1            keep the work directory (outputs, load reports, callgrind file)
-#   VSWRK_NICE=-10          niceness of the server and the generators (as root; 0 = as is):
-#                           neighbours' compile jobs then yield to the benchmark
+#   VSWRK_NICE=-10          priority of the server and the generators (as root; 0 = as is):
+#                           each runs in its own session (setsid), whose autogroup gets this
+#                           nice value, so neighbours' jobs (other sessions, other autogroups,
+#                           where a plain `nice` has no effect) yield to the benchmark
 #   PYTHON=python3
 set -euo pipefail
 
@@ -68,7 +70,16 @@ soak_duration=${VSWRK_SOAK_DURATION:-5m}
 want_oha=${VSWRK_OHA:-1}
 python=${PYTHON:-python3}
 if [[ $(id -u) -eq 0 ]]; then nice_level=${VSWRK_NICE:--10}; else nice_level=${VSWRK_NICE:-0}; fi
-prio=(nice -n "$nice_level")
+prio=()
+if [[ $nice_level != 0 ]]; then
+    prio=(nice -n "$nice_level")
+    command -v setsid >/dev/null 2>&1 && prio=(setsid -w nice -n "$nice_level")
+fi
+# boost PID: the autogroup (Linux CFS groups tasks by session) of PID gets $nice_level.
+boost() {
+    [[ $nice_level != 0 && -w /proc/$1/autogroup ]] || return 0
+    echo "$nice_level" >"/proc/$1/autogroup" 2>/dev/null || true
+}
 today=$(date +%Y-%m-%d)
 out_md=${VSWRK_OUT:-bench/results/vs-wrk-$today.md}
 
@@ -162,6 +173,7 @@ show_server_log() {
 
 "${prio[@]}" "$bin" serve --addr 127.0.0.1:0 >"$work/server.stdout" 2>"$work/server.stderr" </dev/null &
 server_pid=$!
+boost "$server_pid"
 base=
 deadline=$((SECONDS + 20))
 while ((SECONDS < deadline)); do
@@ -201,12 +213,13 @@ measure() {
     s0=$(server_ticks) m0=$(machine_ticks) t0=$(now_s)
     /usr/bin/time -f '%e %U %S %M' -o "$work/$tag.time" "${prio[@]}" "$@" >"$work/$tag.out" 2>"$work/$tag.err" </dev/null &
     tpid=$!
+    for _ in $(seq 1 200); do
+        child=$(pgrep -P "$tpid" | head -n1 || true)
+        [[ -n $child ]] && break
+        sleep 0.01
+    done
+    [[ -n $child ]] && boost "$child"
     if [[ $mode != plain ]]; then
-        for _ in $(seq 1 200); do
-            child=$(pgrep -P "$tpid" | head -n1 || true)
-            [[ -n $child ]] && break
-            sleep 0.02
-        done
         while kill -0 "$tpid" 2>/dev/null && ! grep -q 'provisioned in' "$work/$tag.err" 2>/dev/null; do
             sleep 0.05
         done
@@ -281,7 +294,7 @@ report meta --meta "$meta" \
     "bin=$bin_note" \
     "duration=$duration" "repeat=$repeat" "conns=$conns" "flow_vus=$flow_vus" \
     "soak_duration=$soak_duration" \
-    "notes=server and generators run at nice $nice_level (neighbours' jobs yield to them)"
+    "notes=server and generators: nice $nice_level, each in its own session (setsid) whose autogroup has nice $nice_level, so neighbours' jobs yield to them"
 cmd_note() { report meta --meta "$meta" "commands+=$(printf '%s' "$1" | "$python" -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"; }
 
 # --- scenarios and profiles ----------------------------------------------------------

@@ -1,4 +1,5 @@
-//! The user pool under load: a flow without `setup` uses up its pool user, so a pool sized
+//! The user pool under load: a flow with a user and no `setup` uses up its pool user (an
+//! enrollment cannot run twice for one user), so a pool sized
 //! from a slow calibration flow can run dry. The open model counts the starts it then
 //! drops (`starts.dropped_pool`) and warns; the closed model must say so too.
 
@@ -19,6 +20,15 @@ async fn slow_first_server() -> String {
     serve(
         Router::new()
             .route(
+                "/users",
+                axum::routing::post(|| async {
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(serde_json::json!({"username": "u", "password": "p"})),
+                    )
+                }),
+            )
+            .route(
                 "/ping",
                 get(|State(seen): State<Arc<AtomicU64>>| async move {
                     if seen.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -35,7 +45,17 @@ async fn slow_first_server() -> String {
 async fn run(tag: &str, model: &[&str]) -> serde_json::Value {
     let base_url = slow_first_server().await;
     let dir = tempdir(tag);
-    let (suite, profile) = write_suite(&dir, &base_url, "");
+    let (suite, profile) = write_suite(
+        &dir,
+        &base_url,
+        &format!("control: {{users: {base_url}/users}}\n"),
+    );
+    // A flow with a provisioned user and no setup: each run uses its user up.
+    std::fs::write(
+        suite.join("ping.yaml"),
+        PING.replace("user: false", "user: true"),
+    )
+    .unwrap();
     let reports = dir.join("reports");
     let mut extra = model.to_vec();
     extra.extend(["--duration", "2s"]);
