@@ -130,6 +130,7 @@ def parse_ours(text: str) -> dict:
         "flow_p50_ms": flows["latency"]["p50"],
         "flow_p99_ms": flows["latency"]["p99"],
         "flow_p99_uncorrected_ms": flows["latency_uncorrected"]["p99"],
+        "flow_p50_uncorrected_ms": flows["latency_uncorrected"]["p50"],
         "measured_s": d["duration_s"],
         "non200": failed_checks,
         "errors": int(req["errors"]) + int(flows["failed"]) + int(flows["with_check_failures"]),
@@ -233,6 +234,20 @@ def cores(r):
     return f"{f2(r.get('server_cores'))} / {f2(r.get('gen_cores'))} / {f2(r.get('irq_cores'))} / {f2(r.get('noise_cores'))}"
 
 
+def warn_lines(w, recs, label):
+    """Our generator's own warnings (load.json), run by run."""
+    lines = []
+    for r in recs:
+        for msg in r.get("warnings") or []:
+            lines.append(f"- run {r.get('rep')}, {label(r)}: {msg}")
+    if lines:
+        w("Warnings printed by `mfa-conform load`:")
+        w("")
+        for line in lines:
+            w(line)
+        w("")
+
+
 def cmd_render(args) -> int:
     recs = load(args.results)
     meta = json.load(open(args.meta)) if os.path.exists(args.meta) else {}
@@ -292,6 +307,7 @@ def cmd_render(args) -> int:
         verdict = "met" if r_wrk and r_wrk >= 0.9 else "NOT met"
         w(f"ours/wrk = **{rx(r_wrk)}** (goal >= 0.90x: {verdict}); ours/oha = **{rx(r_oha)}**.")
         w("")
+        warn_lines(w, closed, label)
         summary_lines.append(("closed 64 conns: req/s", " / ".join(f"{t} {f0(avg[t])}" for t in tools),
                               f"ours/wrk {rx(r_wrk)}, ours/oha {rx(r_oha)}", f">= 0.9x wrk: {verdict}"))
 
@@ -328,6 +344,7 @@ def cmd_render(args) -> int:
           f"ours/oha = **{rx(ratio(o, h))}** (goal <= 1.00x: {verdict}); ours/wrk = {rx(ratio(o, wk))}. "
           f"Rate sustained (>= 97% of the schedule) in every run: {'yes' if sustained else 'no'}.")
         w("")
+        warn_lines(w, opened, label)
         summary_lines.append((f"open {f0(rate)} req/s: generator CPU s per 1000 req",
                               f"ours {f3(o / 1000 if o else None)} / oha {f3(h / 1000 if h else None)} / (wrk closed {f3(wk / 1000 if wk else None)})",
                               f"ours/oha {rx(ratio(o, h))}, ours/wrk {rx(ratio(o, wk))}", f"<= oha: {verdict}"))
@@ -386,12 +403,15 @@ def cmd_render(args) -> int:
               f"other+steal {f2(r.get('noise_cores'))} cores.")
             st = r.get("starts") or {}
             if st:
+                missed = st.get("late", 0) + st.get("dropped_pool", 0) + st.get("dropped_in_flight", 0)
                 w("")
                 w(f"Starts: {st.get('scheduled')} scheduled, {st.get('late')} late (> 10 ms), "
                   f"{st.get('dropped_pool', 0) + st.get('dropped_in_flight', 0)} dropped; flow latency p50 "
-                  f"{f2(r.get('flow_p50_ms'))} ms, p99 {f2(r.get('flow_p99_ms'))} ms (uncorrected p99 "
-                  f"{f2(r.get('flow_p99_uncorrected_ms'))} ms). Many late or dropped starts mean the machine "
-                  f"could not keep the schedule, so concurrency (connections, tasks) swung and RSS with it.")
+                  f"{f2(r.get('flow_p50_ms'))} ms, p99 {f2(r.get('flow_p99_ms'))} ms (uncorrected: p50 "
+                  f"{f2(r.get('flow_p50_uncorrected_ms'))} ms, p99 {f2(r.get('flow_p99_uncorrected_ms'))} ms).")
+                if st.get("scheduled") and missed > 0.01 * st["scheduled"]:
+                    w("Over 1% of the starts were late or dropped: the machine could not keep the schedule, so "
+                      "concurrency (connections, tasks) swung, and RSS with it.")
             summary_lines.append((f"{meta.get('soak_duration', '5m')} open run: generator RSS", f"max {f1(max(samples) / 1024)} MiB",
                                   f"first minute {f1(first_min / 1024)} -> end {f1(last / 1024)} MiB", "flat" if flat else "GROWING"))
         w("")

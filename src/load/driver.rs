@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// measured.
 pub struct FlowDef {
     pub scenario: SuiteScenario,
+    /// No user: every flow can start from the same prepared variables, concurrently.
+    pub shared: bool,
     /// The flow computes TOTP codes: a user can run it once per 30-s step.
     pub uses_totp: bool,
     /// A provisioned user and no setup: each flow needs a user nobody has used
@@ -29,6 +31,7 @@ impl FlowDef {
     pub fn new(scenario: SuiteScenario) -> FlowDef {
         let text = std::fs::read_to_string(&scenario.file).unwrap_or_default();
         FlowDef {
+            shared: !scenario.scenario.user,
             uses_totp: text.contains("totp("),
             // Without a user there is nothing to use up.
             single_use: scenario.scenario.user && scenario.scenario.setup.is_empty(),
@@ -37,6 +40,7 @@ impl FlowDef {
     }
 }
 
+#[derive(Clone)]
 pub struct PoolUser {
     vars: Value,
     /// TOTP step of the user's last flow.
@@ -46,6 +50,8 @@ pub struct PoolUser {
 /// The users of one flow, least recently used first.
 pub struct Pool {
     users: Mutex<VecDeque<PoolUser>>,
+    /// Flows without a user: each start gets a copy of the one prepared entry.
+    shared: bool,
     single_use: bool,
     uses_totp: bool,
 }
@@ -62,6 +68,9 @@ impl Pool {
     /// A user ready to run the flow now (for TOTP flows: not used in the current step).
     fn take(&self, current_step: u64) -> Option<PoolUser> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shared {
+            return users.front().cloned();
+        }
         let ready = users
             .front()
             .is_some_and(|u| !self.uses_totp || u.last_step.is_none_or(|s| current_step > s));
@@ -69,7 +78,7 @@ impl Pool {
     }
 
     fn give_back(&self, user: PoolUser) {
-        if !self.single_use {
+        if !self.single_use && !self.shared {
             self.users
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -136,6 +145,7 @@ pub async fn provision(
     }
     Ok(Pool {
         users: Mutex::new(users),
+        shared: flow.shared,
         single_use: flow.single_use,
         uses_totp: flow.uses_totp,
     })
@@ -319,7 +329,8 @@ async fn open(
         && !shared.stop.load(Ordering::SeqCst)
         && !shared.exhausted(plan.iterations)
     {
-        if credit < 1.0 {
+        // (The epsilon absorbs the rounding of many small increments.)
+        if credit < 1.0 - 1e-9 {
             let rate = level(offset);
             let dt = if rate <= 0.0 {
                 0.01
@@ -330,7 +341,7 @@ async fn open(
             credit += rate.max(0.0) * dt;
             continue;
         }
-        credit -= 1.0;
+        credit = (credit - 1.0).max(0.0);
         let intended = start + offset;
         tokio::time::sleep_until(intended).await;
         while set.try_join_next().is_some() {}
@@ -380,6 +391,9 @@ async fn open(
 /// flow can reuse a user only in a later 30-s step; a flow without setup uses each user
 /// once (`total_flows`).
 pub fn pool_needed(flow: &FlowDef, rate: f64, flow_time: Duration, total_flows: f64) -> usize {
+    if flow.shared {
+        return 1;
+    }
     if flow.single_use {
         return (total_flows * 1.05).ceil() as usize + 2;
     }
