@@ -325,9 +325,10 @@ EOF
 token=
 # fresh_token: a new access token (they live 600 s) and the scenarios that carry it.
 #   authenticators.yaml: the request with the token written in `bearer:`, plus one
-#     unmeasured setup request. Without a setup, a scenario counts as single-use (an
-#     enrollment flow): each flow would need its own pool user, the pool would be sized to
-#     the whole run (capped at 100000) and closed-model users would starve once it runs dry.
+#     unmeasured setup request. Builds before 9d0c1c9 treat a scenario without setup as
+#     single-use even with `user: false` (each flow uses up a pool user; the pool is sized
+#     to the whole run, capped at 100000, and closed-model users stop when it runs dry);
+#     with the setup, every build measures the same thing.
 #   authenticators-naive.yaml: the obvious spelling (token in `vars`, no setup); measured
 #     beside it in part 1 because it is what a user would write first.
 fresh_token() {

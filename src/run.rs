@@ -335,27 +335,35 @@ async fn execute(
     for (batch, jobs) in batches {
         let semaphore = Arc::new(Semaphore::new(jobs));
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-        for scenario in batch {
-            let index = selected
-                .iter()
-                .position(|s| s.name == scenario.name)
-                .unwrap_or(usize::MAX);
-            let (context, semaphore, stop, sender) = (
-                context.clone(),
-                semaphore.clone(),
-                stop.clone(),
-                sender.clone(),
-            );
-            let scenario = scenario.clone();
+        // Scenarios start in suite order: a spawner takes a permit, then starts the next
+        // one, while this task collects results as they finish.
+        let queued: Vec<(usize, SuiteScenario)> = batch
+            .iter()
+            .map(|scenario| {
+                let index = selected
+                    .iter()
+                    .position(|s| s.name == scenario.name)
+                    .unwrap_or(usize::MAX);
+                (index, (*scenario).clone())
+            })
+            .collect();
+        {
+            let (context, stop, sender) = (context.clone(), stop.clone(), sender.clone());
             tokio::spawn(async move {
-                let Ok(_permit) = semaphore.acquire_owned().await else {
-                    return;
-                };
-                if stop.load(Ordering::SeqCst) {
-                    return;
+                for (index, scenario) in queued {
+                    let Ok(permit) = semaphore.clone().acquire_owned().await else {
+                        return;
+                    };
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (context, sender) = (context.clone(), sender.clone());
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        let result = context.run_scenario(&scenario).await;
+                        let _ = sender.send((index, result));
+                    });
                 }
-                let result = context.run_scenario(&scenario).await;
-                let _ = sender.send((index, result));
             });
         }
         drop(sender);
