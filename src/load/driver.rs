@@ -50,8 +50,9 @@ pub struct PoolUser {
 /// The users of one flow, least recently used first.
 pub struct Pool {
     users: Mutex<VecDeque<PoolUser>>,
-    /// Flows without a user: each start gets a copy of the one prepared entry.
-    shared: bool,
+    /// Flows without a user: each start gets a copy of this one prepared entry, taken
+    /// without the lock.
+    shared: Option<PoolUser>,
     single_use: bool,
     uses_totp: bool,
 }
@@ -67,10 +68,10 @@ impl Pool {
 
     /// A user ready to run the flow now (for TOTP flows: not used in the current step).
     fn take(&self, current_step: u64) -> Option<PoolUser> {
-        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared {
-            return users.front().cloned();
+        if let Some(entry) = &self.shared {
+            return Some(entry.clone());
         }
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let ready = users
             .front()
             .is_some_and(|u| !self.uses_totp || u.last_step.is_none_or(|s| current_step > s));
@@ -78,7 +79,7 @@ impl Pool {
     }
 
     fn give_back(&self, user: PoolUser) {
-        if !self.single_use && !self.shared {
+        if !self.single_use && self.shared.is_none() {
             self.users
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -143,9 +144,14 @@ pub async fn provision(
             Err(e) => return Err(format!("provisioning task failed: {e}")),
         }
     }
+    let shared = if flow.shared {
+        users.front().cloned()
+    } else {
+        None
+    };
     Ok(Pool {
         users: Mutex::new(users),
-        shared: flow.shared,
+        shared,
         single_use: flow.single_use,
         uses_totp: flow.uses_totp,
     })
