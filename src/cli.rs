@@ -183,6 +183,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
     )
     .await?;
+    // SIGINT and SIGTERM shut the server down gracefully; listening starts before the
+    // first line, so a supervisor that reads it can stop the server from then on.
+    let signal = crate::signals::shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.base_url)?;
@@ -199,10 +202,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let stopper = running.stopper();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("shutting down");
-            stopper.stop();
-        }
+        let name = signal.await;
+        eprintln!("{name}: shutting down (again to quit now)");
+        stopper.stop();
     });
     running.wait().await?;
     Ok(exit::OK)
