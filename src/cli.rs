@@ -120,6 +120,8 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 }
 
+/// Log level on stderr: warnings; `-v` adds each request step's line and status
+/// (`info`), `-vv` its headers and bodies (`debug`), redacted. `RUST_LOG` overrides.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -128,9 +130,13 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: logs piped to a file or a CI log stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

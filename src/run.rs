@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Exit codes of `run` (README, "Exit codes").
 pub mod exit {
@@ -349,7 +350,9 @@ async fn execute(
                     let (context, sender) = (context.clone(), sender.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
-                        let result = context.run_scenario(&scenario).await;
+                        // `-v` log lines of the scenario's exchanges name it.
+                        let span = tracing::info_span!("scenario", name = %scenario.name);
+                        let result = context.run_scenario(&scenario).instrument(span).await;
                         let _ = sender.send((index, result));
                     });
                 }

@@ -541,38 +541,59 @@ impl<'a> Session<'a> {
                 )
             },
         };
-        let mut response = builder.send().await.map_err(|e| transport(&e))?;
-        let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(StepError {
-                    kind: ErrorKind::Transport,
-                    message: format!(
-                        "the response body exceeds {} MB; stopped reading",
-                        MAX_RESPONSE_BYTES / (1024 * 1024)
-                    ),
-                });
-            }
-            body.extend_from_slice(&chunk);
+        let http_request = builder.build().map_err(|e| transport(&e))?;
+        // `-v` logs each exchange's request line and status, `-vv` its headers and bodies,
+        // all redacted. Load mode (lean) logs nothing: it learns secrets only on failures.
+        let log = (!self.ctx.lean && tracing::enabled!(tracing::Level::INFO))
+            .then(|| ExchangeLog::new(&result.name, request.method.as_str(), &url, self));
+        if let Some(log) = &log {
+            log.request(&http_request, result.exchange.as_ref(), &self.redactor);
         }
-        let json = serde_json::from_slice(&body).ok();
-        let observed = Observed {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            json,
-            headers,
-        };
+        let received = async {
+            let mut response = self
+                .ctx
+                .http
+                .execute(http_request)
+                .await
+                .map_err(|e| transport(&e))?;
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(StepError {
+                        kind: ErrorKind::Transport,
+                        message: format!(
+                            "the response body exceeds {} MB; stopped reading",
+                            MAX_RESPONSE_BYTES / (1024 * 1024)
+                        ),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let json = serde_json::from_slice(&body).ok();
+            Ok(Observed {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                json,
+                headers,
+            })
+        }
+        .await;
+        if let Some(log) = &log {
+            log.response(&received, self);
+        }
+        let observed = received?;
+        let status = observed.status;
         if let Some(exchange) = &mut result.exchange {
             exchange.status = Some(status);
             exchange.content_type = observed.header("content-type").map(str::to_owned);
@@ -593,6 +614,71 @@ impl<'a> Session<'a> {
             format!("{}… ({} bytes)", &text[..end], text.len())
         } else {
             text
+        }
+    }
+}
+
+/// The log lines of one request step (`tracing`, target `mfa_conform::engine`): at info
+/// the request line and the status, at debug the headers and bodies too. Everything shown
+/// goes through the session's redactor.
+struct ExchangeLog {
+    step: String,
+    line: String,
+    started: Instant,
+}
+
+impl ExchangeLog {
+    fn new(step: &str, method: &str, url: &str, session: &Session<'_>) -> ExchangeLog {
+        ExchangeLog {
+            step: session.redactor.text(step),
+            line: format!("{method} {}", session.redactor.text(url)),
+            started: Instant::now(),
+        }
+    }
+
+    fn request(&self, request: &reqwest::Request, exchange: Option<&Exchange>, r: &Redactor) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let mut text = format!("--> {}", self.line);
+        for (name, value) in request.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            text.push_str(&format!("\n{name}: {}", r.header(name.as_str(), &value)));
+        }
+        // The exchange holds the body as the report shows it: sensitive fields masked.
+        if let Some(body) = exchange.and_then(|e| e.request_body.as_deref()) {
+            text.push_str(&format!("\n\n{body}"));
+        }
+        tracing::debug!(step = %self.step, "{text}");
+    }
+
+    fn response(&self, received: &Result<Observed, StepError>, session: &Session<'_>) {
+        let elapsed = ms(self.started);
+        let observed = match received {
+            Ok(observed) => observed,
+            Err(error) => {
+                let message = session.redactor.text(&error.message);
+                tracing::info!(step = %self.step, "{} -> failed after {elapsed:.0} ms: {message}", self.line);
+                return;
+            }
+        };
+        tracing::info!(step = %self.step, "{} -> {} ({elapsed:.0} ms)", self.line, observed.status);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The response's own secrets join the redactor before its body is shown.
+            if let Some(json) = &observed.json {
+                session.redactor.add_from_json(json);
+            }
+            let mut text = format!("<-- {} {}", observed.status, self.line);
+            for (name, value) in &observed.headers {
+                text.push_str(&format!(
+                    "\n{name}: {}",
+                    session.redactor.header(name, value)
+                ));
+            }
+            if !observed.body.is_empty() {
+                text.push_str(&format!("\n\n{}", session.reported_body(observed)));
+            }
+            tracing::debug!(step = %self.step, "{text}");
         }
     }
 }

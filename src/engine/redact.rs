@@ -116,6 +116,24 @@ impl Redactor {
         out
     }
 
+    /// A header's value as a log may show it: credentials (`authorization`, cookies, any
+    /// header named like a secret) are replaced whatever their encoding (a Basic
+    /// `client_id:client_secret` is base64, which [`Redactor::text`] would not recognise);
+    /// the scheme of an `authorization` header stays.
+    pub fn header(&self, name: &str, value: &str) -> String {
+        let name = name.to_ascii_lowercase();
+        if name == "authorization" || name == "proxy-authorization" {
+            match value.trim().split_once(' ') {
+                Some((scheme, _)) => format!("{scheme} [REDACTED]"),
+                None => "[REDACTED]".into(),
+            }
+        } else if matches!(name.as_str(), "cookie" | "set-cookie") || is_sensitive(&name) {
+            "[REDACTED]".into()
+        } else {
+            self.text(value)
+        }
+    }
+
     /// A copy of `value` with sensitive keys' values replaced (keeping their JSON type) and
     /// known secrets removed from every other string.
     pub fn json(&self, value: &Value) -> Value {
@@ -171,6 +189,27 @@ mod tests {
         assert_eq!(
             j,
             json!({"recovery_codes": ["[REDACTED]"], "n": 3, "note": "[REDACTED]"})
+        );
+    }
+
+    #[test]
+    fn credentials_in_headers_are_hidden_whatever_their_encoding() {
+        let r = Redactor::default();
+        r.add("mfa-conform-secret");
+        // base64("mfa-conform-client:mfa-conform-secret"): not a known secret as text.
+        let basic = "Basic bWZhLWNvbmZvcm0tY2xpZW50Om1mYS1jb25mb3JtLXNlY3JldA==";
+        assert_eq!(r.header("Authorization", basic), "Basic [REDACTED]");
+        assert_eq!(r.header("authorization", "Bearer abc"), "Bearer [REDACTED]");
+        assert_eq!(r.header("authorization", "opaque"), "[REDACTED]");
+        assert_eq!(r.header("set-cookie", "session=abc"), "[REDACTED]");
+        assert_eq!(r.header("x-mfa-token", "abc"), "[REDACTED]");
+        assert_eq!(
+            r.header("x-echo", "was mfa-conform-secret"),
+            "was [REDACTED]"
+        );
+        assert_eq!(
+            r.header("content-type", "application/json"),
+            "application/json"
         );
     }
 
