@@ -12,10 +12,12 @@
 //! Every file they produce and their stdout and stderr are searched for every value.
 //!
 //! Values of six characters or more that are not all digits are searched as plain
-//! substrings (raw, form-encoded, JSON- and HTML-escaped). The 6-digit codes (OTP, binding
+//! substrings (raw, form-encoded, JSON- and HTML-escaped), and so are the first twelve
+//! characters of those of 16 or more (a value cut short still gives its start away). The 6-digit codes (OTP, binding
 //! codes) would also match latencies, counts and timestamps, so they are searched where a
-//! code would be written: quoted (`"123456"`, `'123456'`), after `=` (a form or query), or
-//! as a YAML value (`: 123456` at the end of a line).
+//! code would be written: quoted (`"123456"`, `'123456'`, `\"123456\"` inside a JSON
+//! string, `&quot;123456&quot;` in XML), after `=` (a form or query), or as a YAML value
+//! (`: 123456` at the end of a line).
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -31,7 +33,7 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mfa-conform");
-const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+const SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
 
 const CLIENT_ID: &str = "secrets-test-client";
 const CLIENT_SECRET: &str = "CLIENT-SECRET-7f3a9c41e2b8d6055b1e";
@@ -45,6 +47,61 @@ const CHANGED: [&str; 5] = [
     "sms-enrollment",
     "challenge-oob",
 ];
+
+/// A scenario whose `should` checks fail on purpose (warnings: the run still passes) so
+/// that secrets meet every way a check shows a value: a whole body shortened with `…`
+/// (which can cut a token in two), a long token or URI cut short, and an expectation
+/// rendered from the OTP the step just sent.
+const PROBE: &str = r#"description: Checks that fail on secrets, to show how failures print them.
+tags: [otp]
+requires: [otp]
+steps:
+  - name: log in
+    request:
+      method: POST
+      path: /oauth/token
+      form:
+        grant_type: http://auth0.com/oauth/grant-type/password-realm
+        client_id: "{{ target.client_id }}"
+        client_secret: "{{ target.client_secret }}"
+        username: "{{ user.username }}"
+        password: "{{ user.password }}"
+        realm: "{{ target.realm }}"
+    checks:
+      - {req: LOGIN-MFA-REQUIRED, status: 403}
+      - {req: LOGIN-MFA-REQUIRED, path: $, equals: {}, severity: should}
+      - {req: LOGIN-MFA-REQUIRED, path: $.mfa_token, equals: nope, severity: should}
+    capture:
+      mfa_token: $.mfa_token
+  - name: associate
+    request:
+      method: POST
+      path: /mfa/associate
+      bearer: "{{ mfa_token }}"
+      json: {authenticator_types: [otp]}
+    checks:
+      - {req: ASSOC-OTP, status: 200}
+      - {req: ASSOC-OTP, path: $, equals: {}, severity: should}
+      - {req: ASSOC-OTP, path: $.barcode_uri, equals: x, severity: should}
+      - {req: ASSOC-OTP, path: $.recovery_codes, one_of: [a, b], severity: should}
+    capture:
+      otp_secret: $.secret
+  - name: confirm
+    request:
+      method: POST
+      path: /oauth/token
+      form:
+        grant_type: http://auth0.com/oauth/grant-type/mfa-otp
+        client_id: "{{ target.client_id }}"
+        client_secret: "{{ target.client_secret }}"
+        mfa_token: "{{ mfa_token }}"
+        otp: "{{ totp(otp_secret) }}"
+    checks:
+      - {req: VERIFY-OTP, status: 200}
+      - {req: VERIFY-OTP, path: $.access_token, equals: nope, severity: should}
+      - {req: VERIFY-OTP, path: $.expires_in, equals: "{{ totp(otp_secret) }}", severity: should}
+      - {req: VERIFY-OTP, path: $, equals: {}, severity: should}
+"#;
 
 /// One request and its response, as the proxy saw them.
 struct Recorded {
@@ -241,6 +298,15 @@ impl Scanner {
                     for variant in variants(value) {
                         kind_of.insert(variant, (*kind, value.clone()));
                     }
+                    // A secret cut short (a long value shortened for a message) leaks its
+                    // start: twelve characters of a random value are as distinctive. A
+                    // barcode URI starts with the same `otpauth://...` as every other.
+                    if value.len() >= 16 && *kind != "barcode_uri" {
+                        let start: String = value.chars().take(12).collect();
+                        kind_of
+                            .entry(start)
+                            .or_insert((*kind, format!("{value} (its start)")));
+                    }
                 }
             }
         }
@@ -259,7 +325,9 @@ impl Scanner {
                 .unwrap(),
             kind_of,
             codes,
-            code_context: Regex::new(r#"(?m)(?:["'=]|: )([0-9]{6,10})(?:["'&\s]|$)"#).unwrap(),
+            // Quoted (also `\"…\"` inside JSON and `&quot;…&quot;` in XML), after `=`,
+            // or a YAML value.
+            code_context: Regex::new(r#"(?m)(?:["'=;]|: )([0-9]{6,10})(?:["'&\\\s]|$)"#).unwrap(),
         }
     }
 
@@ -348,6 +416,18 @@ async fn no_secret_reaches_a_report_a_snapshot_a_load_report_or_the_terminal() {
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
+    // The repository's suite, plus the probe scenario.
+    let suite = dir.join("scenarios");
+    std::fs::create_dir_all(&suite).unwrap();
+    for entry in std::fs::read_dir(SUITE).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, suite.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(suite.join("zz-failing-checks.yaml"), PROBE).unwrap();
+    let scenarios = suite.display().to_string();
+    let scenarios = scenarios.as_str();
 
     // The reference server, as its own process, with a client secret of its own.
     let config = dir.join("server.yaml");
@@ -420,7 +500,7 @@ timeout: 20s
         "-vv",
         "run",
         "--scenarios",
-        SCENARIOS,
+        scenarios,
         "--profile",
         &profile,
         "--snapshot",
@@ -433,6 +513,19 @@ timeout: 20s
     ]))
     .await;
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("run").join("report.json")).unwrap())
+            .unwrap();
+    let probe_failures = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "zz-failing-checks")
+        .flat_map(|s| s["steps"].as_array().unwrap())
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .filter(|c| c["status"] == "failed")
+        .count();
+    assert_eq!(probe_failures, 8, "{:#}", report["scenarios"]);
     outputs.push(("run -vv (record)".into(), run));
 
     // 2. The same scenarios compared with snapshots made to differ: `.snap.new` files and
@@ -452,7 +545,7 @@ timeout: 20s
         }
     }
     assert!(changed >= 10, "only {changed} snapshots to change");
-    let mut compare_args = strings(&["-vv", "run", "--scenarios", SCENARIOS, "--profile"]);
+    let mut compare_args = strings(&["-vv", "run", "--scenarios", scenarios, "--profile"]);
     compare_args.push(profile.clone());
     for scenario in CHANGED {
         compare_args.extend(strings(&["--name", scenario]));
@@ -481,7 +574,7 @@ timeout: 20s
         "-vv",
         "load",
         "--scenarios",
-        SCENARIOS,
+        scenarios,
         "--profile",
         &profile,
         "--scenario",
@@ -512,7 +605,7 @@ timeout: 20s
     // Harvest every secret that crossed the wire.
     let scenario_text: String = {
         let mut files = Vec::new();
-        files_under(Path::new(SCENARIOS), &mut files);
+        files_under(&suite, &mut files);
         files
             .iter()
             .filter_map(|f| std::fs::read_to_string(f).ok())
@@ -564,6 +657,8 @@ timeout: 20s
     let (code, _) = scanner.codes.iter().next().expect("6-digit codes");
     for sample in [
         format!("{{\"otp\":\"{code}\"}}"),
+        format!("\"check\": \"equals \\\"{code}\\\"\""),
+        format!("<failure message=\"equals &quot;{code}&quot;\"/>"),
         format!("otp={code}&x=1"),
         format!("binding_code: {code}\n"),
     ] {

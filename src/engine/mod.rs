@@ -473,6 +473,9 @@ impl<'a> Session<'a> {
                 });
             }
             if !self.ctx.lean {
+                // Secrets sent (an OTP the harness computed, a delivered binding code) are
+                // kept from messages too, e.g. a check expecting the same value.
+                self.redactor.add_from_json(&body);
                 request_body = Some(self.redactor.json(&body).to_string());
             }
             if !has_content_type {
@@ -492,7 +495,9 @@ impl<'a> Session<'a> {
                 map.shift_remove(k);
             });
             if !self.ctx.lean {
-                request_body = Some(self.redactor.json(&Value::Object(map.clone())).to_string());
+                let fields = Value::Object(map.clone());
+                self.redactor.add_from_json(&fields);
+                request_body = Some(self.redactor.json(&fields).to_string());
             }
             if !has_content_type {
                 builder = builder.header("content-type", "application/x-www-form-urlencoded");
