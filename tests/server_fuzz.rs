@@ -1566,6 +1566,14 @@ async fn fuzzed_requests_never_break_the_server() {
             result.expect("fuzz worker");
         }
         done += batch;
+        if done % 20_000 == 0 {
+            let t = tally.lock().unwrap();
+            eprintln!(
+                "  {done} cases, {:.0} s, {} failures",
+                started.elapsed().as_secs_f64(),
+                t.failures.len()
+            );
+        }
     }
     let elapsed = started.elapsed();
     full_login_flow(&server).await;
