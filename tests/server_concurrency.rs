@@ -314,7 +314,7 @@ fn one_totp_code_raced_over_logins_is_accepted_once() {
     let strategy = (racers(2..=24), 1usize..=4);
     check(
         "totp",
-        48,
+        96,
         default_options(),
         strategy,
         |h, (racers, logins)| async move {
@@ -372,7 +372,7 @@ fn one_oob_code_raced_with_wrong_binding_codes_is_accepted_once() {
     let strategy = (racers(1..=16), racers(0..=9), 0usize..3);
     check(
         "oob",
-        48,
+        96,
         default_options(),
         strategy,
         |h, (right, wrong, channel)| async move {
@@ -474,7 +474,7 @@ fn one_recovery_code_raced_is_accepted_once_and_rotated_once() {
     let strategy = (racers(2..=24), prop::collection::vec(0u8..3, 24));
     check(
         "recovery",
-        40,
+        80,
         default_options(),
         strategy,
         |h, (racers, styles)| async move {
@@ -572,7 +572,7 @@ fn concurrent_wrong_codes_of_every_kind_are_counted_exactly() {
     let strategy = prop::collection::vec((racer(), 0u8..3), 1..=30);
     check(
         "lockout",
-        48,
+        96,
         default_options(),
         strategy,
         |h, wrong| async move {
@@ -696,7 +696,7 @@ fn one_authenticator_deleted_concurrently_is_deleted_once() {
     );
     check(
         "delete",
-        48,
+        96,
         default_options(),
         strategy,
         |h, (racers, target, encoded)| async move {
@@ -764,7 +764,7 @@ fn lists_racing_deletes_never_show_a_deleted_authenticator() {
     );
     check(
         "list-vs-delete",
-        48,
+        96,
         default_options(),
         strategy,
         |h, (made, doomed, list_racers, delete_racers)| async move {
@@ -867,7 +867,7 @@ fn concurrent_enrollments_issue_one_recovery_code_and_respect_the_limit() {
     };
     // Enrollments at once, each OTP or email.
     let strategy = prop::collection::vec((racer(), any::<bool>()), 2..=16);
-    check("enroll", 48, options, strategy, |h, racers| async move {
+    check("enroll", 96, options, strategy, |h, racers| async move {
         let server = &h.server;
         let user = server.new_user().await;
         let mfa_token = server.login_for_mfa_api(&user).await;

@@ -31,7 +31,7 @@
 //!
 //! After the whole run the server still serves a complete valid login flow.
 //!
-//! `SERVER_FUZZ_CASES` (default 4000) sets the number of cases, `SERVER_FUZZ_SEED` the seed
+//! `SERVER_FUZZ_CASES` (default 6000) sets the number of cases, `SERVER_FUZZ_SEED` the seed
 //! (decimal or `0x` hex).
 
 mod common;
@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const DEFAULT_CASES: usize = 4000;
+const DEFAULT_CASES: usize = 6000;
 const DEFAULT_SEED: u64 = 0x6d66_615f_6675_7a7a;
 /// Requests in flight at once.
 const PARALLEL: usize = 8;
