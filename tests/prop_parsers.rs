@@ -417,8 +417,7 @@ proptest! {
         lines[line].replace_range(..colon, &key);
         let text = lines.join("\n") + "\n";
         let errors = load_scenario(Path::new(name), &text, catalogue())
-            .err()
-            .expect("an unknown key is refused");
+            .expect_err("an unknown key is refused");
         prop_assert_eq!(errors.len(), 1);
         prop_assert_eq!(errors[0].line, line as u64 + 1, "{}", errors[0]);
         prop_assert!(errors[0].message.contains(&key), "{}", errors[0]);
@@ -629,8 +628,7 @@ proptest! {
         lines[line].push_str(&format!(" ${{{name}}}"));
         let text = lines.join("\n") + "\n";
         let error = Target::parse(Path::new("vendor.yaml"), &text, env)
-            .err()
-            .expect("an unset variable is refused");
+            .expect_err("an unset variable is refused");
         prop_assert_eq!((error.line, error.column), (line as u64 + 1, column as u64));
         prop_assert!(error.message.contains(&name), "{}", error);
     }
