@@ -120,6 +120,8 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 }
 
+/// Log level on stderr: warnings; `-v` adds each request step's line and status
+/// (`info`), `-vv` its headers and bodies (`debug`), redacted. `RUST_LOG` overrides.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -128,9 +130,13 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: logs piped to a file or a CI log stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
@@ -183,6 +189,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
     )
     .await?;
+    // SIGINT and SIGTERM shut the server down gracefully; listening starts before the
+    // first line, so a supervisor that reads it can stop the server from then on.
+    let signal = crate::signals::shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.base_url)?;
@@ -199,10 +208,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let stopper = running.stopper();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("shutting down");
-            stopper.stop();
-        }
+        let name = signal.await;
+        eprintln!("{name}: shutting down (again to quit now)");
+        stopper.stop();
     });
     running.wait().await?;
     Ok(exit::OK)

@@ -8,6 +8,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod server;
+pub mod signals;
 pub mod snapshot;
 pub mod target;
 pub mod totp;

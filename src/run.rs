@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Exit codes of `run` (README, "Exit codes").
 pub mod exit {
@@ -27,7 +28,7 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const TARGET: u8 = 3;
-    pub const INTERRUPTED: u8 = 130;
+    pub const INTERRUPTED: u8 = crate::signals::INTERRUPTED;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -192,15 +193,18 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
             return Err(BadInput(vec![e]));
         }
     };
+    // SIGINT or SIGTERM: no new scenario starts, the running ones finish, the reports
+    // cover what ran (`interrupted: true`) and the exit code is 130. A second signal quits.
     let interrupted = Arc::new(AtomicBool::new(false));
-    let results = execute(
-        &context,
-        &selected,
-        &options,
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupts = crate::signals::Interrupts::listen(
         interrupted.clone(),
-        snapshots.as_mut(),
-    )
-    .await;
+        vec![stop.clone()],
+        "no new scenarios; waiting for the running ones, then writing the reports for what ran",
+    );
+    let results = execute(&context, &selected, &options, stop, snapshots.as_mut()).await;
+    // Reports are written next: from here a signal quits at once.
+    interrupts.abort();
     let snapshots = snapshots.map(SnapshotSink::finish);
     if let Some(server) = embedded {
         server.shutdown().await;
@@ -302,12 +306,13 @@ pub fn exit_code(report: &RunReport) -> u8 {
 }
 
 /// Runs scenarios `jobs` at a time; scenarios that move the clock run afterwards, alone,
-/// because a clock jump would expire the tokens of scenarios running beside them.
+/// because a clock jump would expire the tokens of scenarios running beside them. Once
+/// `stop` is set (a signal, or `--fail-fast`) no scenario starts; running ones finish.
 async fn execute(
     context: &Arc<RunContext>,
     selected: &[&SuiteScenario],
     options: &RunOptions,
-    interrupted: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
     mut snapshots: Option<&mut SnapshotSink>,
 ) -> Vec<ScenarioResult> {
     let (clocked, parallel): (Vec<&SuiteScenario>, Vec<&SuiteScenario>) =
@@ -315,21 +320,6 @@ async fn execute(
             s.scenario.requires.contains(&Capability::Clock)
                 && context.target.has(Capability::Clock)
         });
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    let signal_interrupted = interrupted.clone();
-    let signal = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            signal_interrupted.store(true, Ordering::SeqCst);
-            signal_stop.store(true, Ordering::SeqCst);
-            eprintln!(
-                "\ninterrupted: finishing the report for what ran (Ctrl-C again to quit now)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(exit::INTERRUPTED as i32);
-            }
-        }
-    });
     let mut results: Vec<(usize, ScenarioResult)> = Vec::new();
     let batches = [(parallel, options.jobs.max(1)), (clocked, 1)];
     for (batch, jobs) in batches {
@@ -360,7 +350,9 @@ async fn execute(
                     let (context, sender) = (context.clone(), sender.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
-                        let result = context.run_scenario(&scenario).await;
+                        // `-v` log lines of the scenario's exchanges name it.
+                        let span = tracing::info_span!("scenario", name = %scenario.name);
+                        let result = context.run_scenario(&scenario).instrument(span).await;
                         let _ = sender.send((index, result));
                     });
                 }
@@ -384,7 +376,6 @@ async fn execute(
             break;
         }
     }
-    signal.abort();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }

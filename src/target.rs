@@ -93,7 +93,17 @@ impl Target {
             message: format!("cannot read target profile: {e}"),
             snippet: String::new(),
         })?;
-        let text = substitute_env(path, &raw, |name| std::env::var(name).ok())?;
+        Target::parse(path, &raw, |name| std::env::var(name).ok())
+    }
+
+    /// A profile from its text (`path` names it in errors and gives the target's name),
+    /// `${VAR}` substituted with `env`.
+    pub fn parse(
+        path: &Path,
+        raw: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Target, LoadError> {
+        let text = substitute_env(path, raw, env)?;
         let profile: TargetProfile = parse_yaml(path, &text)?;
         let name = path
             .file_stem()

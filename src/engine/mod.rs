@@ -179,6 +179,7 @@ impl RunContext {
         let mut session = Session {
             ctx: self,
             redactor: self.redactor.child(),
+            sent: None,
             vars: json!({
                 "target": {
                     "base_url": self.target.base_url(),
@@ -211,6 +212,7 @@ impl RunContext {
             ctx: self,
             redactor,
             vars,
+            sent: None,
         }
     }
 
@@ -234,6 +236,9 @@ pub struct Session<'a> {
     ctx: &'a RunContext,
     pub redactor: Redactor,
     pub vars: Value,
+    /// Load mode: the body fields of the last request, learnt as secrets only if one of
+    /// its checks fails.
+    sent: Option<Value>,
 }
 
 impl<'a> Session<'a> {
@@ -359,7 +364,11 @@ impl<'a> Session<'a> {
                 .iter()
                 .any(|c| c.status == CheckStatus::Failed)
         {
-            // Lean mode learns this response's secrets only when a failure will show it.
+            // Lean mode learns this exchange's secrets only when a failure will show it:
+            // the fields it sent (a computed OTP) and the response's.
+            if let Some(sent) = self.sent.take() {
+                self.redactor.add_from_json(&sent);
+            }
             if let Some(json) = &observed.json {
                 self.redactor.add_from_json(json);
             }
@@ -524,6 +533,7 @@ impl<'a> Session<'a> {
         let lean = self.ctx.lean;
         let mut request_body = None;
         let mut body = None;
+        let mut sent = None;
         if let Some(json_body) = &request.json {
             let mut rendered = self
                 .ctx
@@ -536,12 +546,16 @@ impl<'a> Session<'a> {
                 });
             }
             if !lean {
+                // Secrets sent (an OTP the harness computed, a delivered binding code) are
+                // kept from messages too, e.g. a check expecting the same value.
+                self.redactor.add_from_json(&rendered);
                 request_body = Some(self.redactor.json(&rendered).to_string());
             }
             if !has_content_type {
                 headers.push(("content-type".to_owned(), "application/json".to_owned()));
             }
             body = Some(rendered.to_string());
+            sent = Some(rendered);
         } else if let Some(form) = &request.form {
             let mut map = Map::with_capacity(form.len());
             for (key, value) in form {
@@ -555,8 +569,10 @@ impl<'a> Session<'a> {
             omit.iter().for_each(|k| {
                 map.shift_remove(k);
             });
+            let fields = Value::Object(map);
             if !lean {
-                request_body = Some(self.redactor.json(&Value::Object(map.clone())).to_string());
+                self.redactor.add_from_json(&fields);
+                request_body = Some(self.redactor.json(&fields).to_string());
             }
             if !has_content_type {
                 headers.push((
@@ -564,7 +580,10 @@ impl<'a> Session<'a> {
                     "application/x-www-form-urlencoded".to_owned(),
                 ));
             }
-            body = Some(encode_form(&map));
+            if let Value::Object(map) = &fields {
+                body = Some(encode_form(map));
+            }
+            sent = Some(fields);
         } else if let Some(raw) = &request.body {
             let rendered = self
                 .ctx
@@ -597,7 +616,22 @@ impl<'a> Session<'a> {
             // a check or capture reads it.
             needs_json: !lean || needs_json(step),
         };
-        let observed = transport.send(self.ctx, &outgoing, &self.redactor).await?;
+        if lean {
+            // Learnt only if a check fails (see `step_in`).
+            self.sent = sent;
+        }
+        // `-v` logs each exchange's request line and status, `-vv` its headers and bodies,
+        // all redacted. Load mode (lean) logs nothing: it learns secrets only on failures.
+        let log = (!lean && tracing::enabled!(tracing::Level::INFO))
+            .then(|| ExchangeLog::new(&result.name, outgoing.method, &outgoing.url, self));
+        if let Some(log) = &log {
+            log.request(&outgoing, result.exchange.as_ref(), &self.redactor);
+        }
+        let received = transport.send(self.ctx, &outgoing, &self.redactor).await;
+        if let Some(log) = &log {
+            log.response(&received, self);
+        }
+        let observed = received?;
         if let Some(exchange) = &mut result.exchange {
             exchange.status = Some(observed.status);
             exchange.content_type = observed.header("content-type").map(str::to_owned);
@@ -731,6 +765,70 @@ pub fn needs_json(step: &Step) -> bool {
         .capture
         .values()
         .any(|c| matches!(c, crate::scenario::model::Capture::Path(_)))
+}
+
+/// The log lines of one request step (`tracing`, target `mfa_conform::engine`): at info
+/// the request line and the status, at debug the headers and bodies too. Everything shown
+/// goes through the session's redactor.
+struct ExchangeLog {
+    step: String,
+    line: String,
+    started: Instant,
+}
+
+impl ExchangeLog {
+    fn new(step: &str, method: &str, url: &str, session: &Session<'_>) -> ExchangeLog {
+        ExchangeLog {
+            step: session.redactor.text(step),
+            line: format!("{method} {}", session.redactor.text(url)),
+            started: Instant::now(),
+        }
+    }
+
+    fn request(&self, request: &Outgoing<'_>, exchange: Option<&Exchange>, r: &Redactor) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let mut text = format!("--> {}", self.line);
+        for (name, value) in &request.headers {
+            text.push_str(&format!("\n{name}: {}", r.header(name, value)));
+        }
+        // The exchange holds the body as the report shows it: sensitive fields masked.
+        if let Some(body) = exchange.and_then(|e| e.request_body.as_deref()) {
+            text.push_str(&format!("\n\n{body}"));
+        }
+        tracing::debug!(step = %self.step, "{text}");
+    }
+
+    fn response(&self, received: &Result<Observed, StepError>, session: &Session<'_>) {
+        let elapsed = ms(self.started);
+        let observed = match received {
+            Ok(observed) => observed,
+            Err(error) => {
+                let message = session.redactor.text(&error.message);
+                tracing::info!(step = %self.step, "{} -> failed after {elapsed:.0} ms: {message}", self.line);
+                return;
+            }
+        };
+        tracing::info!(step = %self.step, "{} -> {} ({elapsed:.0} ms)", self.line, observed.status);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The response's own secrets join the redactor before its body is shown.
+            if let Some(json) = &observed.json {
+                session.redactor.add_from_json(json);
+            }
+            let mut text = format!("<-- {} {}", observed.status, self.line);
+            for (name, value) in &observed.headers {
+                text.push_str(&format!(
+                    "\n{name}: {}",
+                    session.redactor.header(name, value)
+                ));
+            }
+            if !observed.body.is_empty() {
+                text.push_str(&format!("\n\n{}", session.reported_body(observed)));
+            }
+            tracing::debug!(step = %self.step, "{text}");
+        }
+    }
 }
 
 fn encode_form(map: &Map<String, Value>) -> String {

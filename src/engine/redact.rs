@@ -25,8 +25,13 @@ pub const SENSITIVE_KEYS: [&str; 14] = [
 ];
 
 /// Whether a key or capture name holds a secret (`mfa_token`, `new_recovery_code`, ...).
+/// A `*_type` names a kind, not a value: `token_type` is `Bearer`, which must stay
+/// readable wherever else it appears (`WWW-Authenticate: Bearer`, a check's expectation).
 pub fn is_sensitive(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
+    if name.ends_with("_type") || name.ends_with("_types") {
+        return false;
+    }
     SENSITIVE_KEYS.iter().any(|k| name == *k)
         || ["token", "secret", "password", "recovery", "code", "otp"]
             .iter()
@@ -102,18 +107,41 @@ impl Redactor {
         }
     }
 
-    /// Replaces every known secret in `text`, longest first.
+    /// Replaces every known secret in `text`, longest first, and the start of one cut
+    /// short by an ellipsis (a long value shortened for a message: `"eyJhbGciOi…`).
     pub fn text(&self, text: &str) -> String {
         let set = self.secrets.read().unwrap_or_else(|e| e.into_inner());
         let mut secrets: Vec<&String> = set.iter().collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let mut out = text.to_owned();
+        let mut out = if text.contains(ELLIPSIS) {
+            cut_secrets(text, &secrets)
+        } else {
+            text.to_owned()
+        };
         for secret in secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "[REDACTED]");
             }
         }
         out
+    }
+
+    /// A header's value as a log may show it: credentials (`authorization`, cookies, any
+    /// header named like a secret) are replaced whatever their encoding (a Basic
+    /// `client_id:client_secret` is base64, which [`Redactor::text`] would not recognise);
+    /// the scheme of an `authorization` header stays.
+    pub fn header(&self, name: &str, value: &str) -> String {
+        let name = name.to_ascii_lowercase();
+        if name == "authorization" || name == "proxy-authorization" {
+            match value.trim().split_once(' ') {
+                Some((scheme, _)) => format!("{scheme} [REDACTED]"),
+                None => "[REDACTED]".into(),
+            }
+        } else if matches!(name.as_str(), "cookie" | "set-cookie") || is_sensitive(&name) {
+            "[REDACTED]".into()
+        } else {
+            self.text(value)
+        }
     }
 
     /// A copy of `value` with sensitive keys' values replaced (keeping their JSON type) and
@@ -137,6 +165,40 @@ impl Redactor {
             other => other.clone(),
         }
     }
+}
+
+const ELLIPSIS: char = '…';
+/// Shortest start of a secret recognised before an ellipsis (shorter ones would also match
+/// ordinary text, and give nothing away).
+const MIN_CUT_LEN: usize = 4;
+
+/// `text` with every secret's start that runs into an ellipsis replaced by `[REDACTED]`.
+fn cut_secrets(text: &str, secrets: &[&String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(ELLIPSIS) {
+        let before = &rest[..at];
+        let longest = secrets
+            .iter()
+            .filter_map(|secret| {
+                (MIN_CUT_LEN..secret.len())
+                    .rev()
+                    .filter(|k| secret.is_char_boundary(*k))
+                    .find(|k| before.ends_with(&secret[..*k]))
+            })
+            .max();
+        match longest {
+            Some(k) => {
+                out.push_str(&before[..before.len() - k]);
+                out.push_str("[REDACTED]");
+            }
+            None => out.push_str(before),
+        }
+        out.push(ELLIPSIS);
+        rest = &rest[at + ELLIPSIS.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn mask(value: &Value) -> Value {
@@ -175,7 +237,53 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_headers_are_hidden_whatever_their_encoding() {
+        let r = Redactor::default();
+        r.add("mfa-conform-secret");
+        // base64("mfa-conform-client:mfa-conform-secret"): not a known secret as text.
+        let basic = "Basic bWZhLWNvbmZvcm0tY2xpZW50Om1mYS1jb25mb3JtLXNlY3JldA==";
+        assert_eq!(r.header("Authorization", basic), "Basic [REDACTED]");
+        assert_eq!(r.header("authorization", "Bearer abc"), "Bearer [REDACTED]");
+        assert_eq!(r.header("authorization", "opaque"), "[REDACTED]");
+        assert_eq!(r.header("set-cookie", "session=abc"), "[REDACTED]");
+        assert_eq!(r.header("x-mfa-token", "abc"), "[REDACTED]");
+        assert_eq!(
+            r.header("x-echo", "was mfa-conform-secret"),
+            "was [REDACTED]"
+        );
+        assert_eq!(
+            r.header("content-type", "application/json"),
+            "application/json"
+        );
+    }
+
+    #[test]
+    fn a_secret_cut_short_by_an_ellipsis_is_redacted() {
+        let r = Redactor::default();
+        r.add("PCuoz_dCCCnmuBVx5h_5x3iazQ");
+        r.add("otpauth://totp/x:user?secret=JBSWY3DPEHPK3PXP&issuer=x");
+        r.add("JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            r.text(r#"got {"a":"b","mfa_token":"PCuoz_dCCCnmuB…"#),
+            r#"got {"a":"b","mfa_token":"[REDACTED]…"#
+        );
+        // The cut URI loses its start too, not only the secret inside it.
+        assert_eq!(
+            r.text(r#"got "otpauth://totp/x:user?secret=JBSWY3DPEHPK3PXP&iss…"#),
+            r#"got "[REDACTED]…"#
+        );
+        // Whole secrets, and text that merely ends like an ellipsis, are as before.
+        assert_eq!(
+            r.text("PCuoz_dCCCnmuBVx5h_5x3iazQ and more… (12 bytes)"),
+            "[REDACTED] and more… (12 bytes)"
+        );
+        assert_eq!(r.text("PCu… x…"), "PCu… x…");
+    }
+
+    #[test]
     fn sensitivity_of_names() {
+        assert!(!is_sensitive("token_type"));
+        assert!(!is_sensitive("authenticator_types"));
         assert!(is_sensitive("mfa_token"));
         assert!(is_sensitive("new_recovery_code"));
         assert!(is_sensitive("enroll_access_token"));

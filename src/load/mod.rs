@@ -356,21 +356,13 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = Arc::new(AtomicBool::new(false));
-    let signal = {
-        let (stop, interrupted) = (stop.clone(), interrupted.clone());
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted.store(true, Ordering::SeqCst);
-                stop.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\ninterrupted: writing the report for the time that ran (Ctrl-C again to quit now)"
-                );
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(exit::INTERRUPTED as i32);
-                }
-            }
-        })
-    };
+    // SIGINT or SIGTERM: stop starting flows, wait for the running ones, write the report
+    // for the time that ran; a second signal (or one after `signal.abort()`) quits at once.
+    let signal = crate::signals::Interrupts::listen(
+        interrupted.clone(),
+        vec![stop.clone()],
+        "no new flows; waiting for the running ones, then writing the report for the time that ran",
+    );
     let shared_with = |recorder: Arc<Mutex<Recorder>>| {
         Arc::new(Shared {
             ctx: ctx.clone(),

@@ -54,6 +54,8 @@ fn render(report: &dyn miette::Diagnostic) -> String {
 
 impl LoadError {
     fn at(file: &Path, source: &str, location: Option<Location>, message: String) -> LoadError {
+        // `Location::UNKNOWN` (line 0) means "somewhere in the file": point at its start.
+        let location = location.filter(|l| l.line() > 0);
         let (line, column) = location.map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let offset = location
             .and_then(|l| l.span().byte_offset())
@@ -169,23 +171,12 @@ impl Suite {
         let mut hasher = Sha256::new();
         let catalogue_text = read(&catalogue_path).map_err(|e| vec![e])?;
         hasher.update(catalogue_text.as_bytes());
-        let catalogue: Catalogue =
-            parse_yaml(&catalogue_path, &catalogue_text).map_err(|e| vec![e])?;
-        let mut errors = Vec::new();
-        let mut seen_ids = HashSet::new();
-        for requirement in &catalogue.requirements {
-            if !seen_ids.insert(requirement.id.as_str()) {
-                errors.push(LoadError::whole_file(
-                    &catalogue_path,
-                    format!("requirement id {:?} appears twice", requirement.id),
-                ));
-            }
-        }
-        let levels: HashMap<&str, Severity> = catalogue
-            .requirements
-            .iter()
-            .map(|r| (r.id.as_str(), r.level))
-            .collect();
+        let (catalogue, mut errors) = match parse_catalogue(&catalogue_path, &catalogue_text) {
+            Ok(catalogue) => (catalogue, Vec::new()),
+            Err(CatalogueError::Unreadable(e)) => return Err(vec![e]),
+            Err(CatalogueError::Invalid(catalogue, errors)) => (catalogue, errors),
+        };
+        let levels = levels(&catalogue);
 
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| {
@@ -214,35 +205,25 @@ impl Suite {
             };
             hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
             hasher.update(text.as_bytes());
-            let scenario: Scenario = match parse_yaml(&file, &text) {
+            let scenario = match load_one(&file, &text, &levels) {
                 Ok(s) => s,
-                Err(e) => {
-                    errors.push(e);
+                Err(mut e) => {
+                    errors.append(&mut e);
                     continue;
                 }
             };
-            let before = errors.len();
-            validate(&file, &text, &scenario, &levels, &mut errors);
-            if errors.len() > before {
-                continue;
-            }
-            let name = scenario.name.clone().unwrap_or_else(|| {
-                file.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-            if let Some(other) = names.insert(name.clone(), file.clone()) {
+            if let Some(other) = names.insert(scenario.name.clone(), file.clone()) {
                 errors.push(LoadError::whole_file(
                     &file,
-                    format!("scenario name {name:?} is also used by {}", other.display()),
+                    format!(
+                        "scenario name {:?} is also used by {}",
+                        scenario.name,
+                        other.display()
+                    ),
                 ));
                 continue;
             }
-            scenarios.push(SuiteScenario {
-                name,
-                file,
-                scenario: expand(scenario),
-            });
+            scenarios.push(scenario);
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -261,6 +242,92 @@ impl Suite {
         })
     }
 }
+
+/// Why a catalogue cannot be used.
+enum CatalogueError {
+    /// Not parseable at all.
+    Unreadable(LoadError),
+    /// Parsed, with mistakes (scenarios can still be checked against it).
+    Invalid(Catalogue, Vec<LoadError>),
+}
+
+/// Parses a requirements catalogue (`requirements.yaml`) from its text; requirement ids
+/// must be unique.
+pub fn load_catalogue(file: &Path, text: &str) -> Result<Catalogue, Vec<LoadError>> {
+    parse_catalogue(file, text).map_err(|e| match e {
+        CatalogueError::Unreadable(e) => vec![e],
+        CatalogueError::Invalid(_, errors) => errors,
+    })
+}
+
+fn parse_catalogue(file: &Path, text: &str) -> Result<Catalogue, CatalogueError> {
+    let catalogue: Catalogue = parse_yaml(file, text).map_err(CatalogueError::Unreadable)?;
+    let mut errors = Vec::new();
+    let mut seen_ids = HashSet::new();
+    for requirement in &catalogue.requirements {
+        if !seen_ids.insert(requirement.id.as_str()) {
+            errors.push(LoadError::whole_file(
+                file,
+                format!("requirement id {:?} appears twice", requirement.id),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(catalogue)
+    } else {
+        Err(CatalogueError::Invalid(catalogue, errors))
+    }
+}
+
+fn levels(catalogue: &Catalogue) -> HashMap<&str, Severity> {
+    catalogue
+        .requirements
+        .iter()
+        .map(|r| (r.id.as_str(), r.level))
+        .collect()
+}
+
+/// Parses and validates one scenario file's text against a catalogue, exactly as
+/// [`Suite::load`] does for each file of a suite: `file` names the scenario (its stem is
+/// the default name) and every error. Returns the scenario with matrix steps expanded, or
+/// every mistake found in it. Only names shared with other files are left to `Suite::load`.
+pub fn load_scenario(
+    file: &Path,
+    text: &str,
+    catalogue: &Catalogue,
+) -> Result<SuiteScenario, Vec<LoadError>> {
+    load_one(file, text, &levels(catalogue))
+}
+
+fn load_one(
+    file: &Path,
+    text: &str,
+    levels: &HashMap<&str, Severity>,
+) -> Result<SuiteScenario, Vec<LoadError>> {
+    let scenario: Scenario = parse_yaml(file, text).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    validate(file, text, &scenario, levels, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let name = scenario.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    Ok(SuiteScenario {
+        name,
+        file: file.to_owned(),
+        scenario: expand(scenario),
+    })
+}
+
+/// The most runs one matrix step may expand to: far above any real use, and low enough
+/// that a few keys with long (or aliased) value lists cannot exhaust memory at load.
+pub const MAX_MATRIX_COMBINATIONS: usize = 1000;
+
+/// The most steps a scenario may expand to (setup, steps and teardown, matrix runs included).
+pub const MAX_EXPANDED_STEPS: usize = 10_000;
 
 /// Checks what serde cannot: requirement ids, severities, one action per step, one subject
 /// per check, valid regexes and JSONPaths.
@@ -282,6 +349,26 @@ fn validate(
         );
     }
     validate_snapshot_options(scenario, &mut error);
+    let expanded = scenario
+        .setup
+        .iter()
+        .chain(&scenario.steps)
+        .chain(&scenario.teardown)
+        .map(|step| {
+            step.matrix
+                .values()
+                .fold(1usize, |n, values| n.saturating_mul(values.len()))
+        })
+        .fold(0usize, usize::saturating_add);
+    if expanded > MAX_EXPANDED_STEPS {
+        errors_push_whole(
+            file,
+            &format!(
+                "the scenario expands to more than {MAX_EXPANDED_STEPS} steps (matrix runs included)"
+            ),
+            &mut error,
+        );
+    }
     let all_steps = scenario
         .setup
         .iter()
@@ -344,6 +431,24 @@ fn validate(
                     ),
                 );
             }
+        }
+        let combinations = step
+            .matrix
+            .values()
+            .fold(1usize, |n, values| n.saturating_mul(values.len()));
+        if combinations > MAX_MATRIX_COMBINATIONS {
+            error(
+                at,
+                format!(
+                    "step {:?}: the matrix gives {} combinations; at most {MAX_MATRIX_COMBINATIONS} are allowed",
+                    step.name.value,
+                    if combinations == usize::MAX {
+                        "too many".to_owned()
+                    } else {
+                        combinations.to_string()
+                    }
+                ),
+            );
         }
         for (name, capture) in &step.capture {
             if let Capture::Path(path) = capture

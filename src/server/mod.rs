@@ -179,11 +179,17 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
             )
             .await
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
-            let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+            // Answer clients that half-close after the request (see the plain-HTTP branch).
+            server.http_builder().http1().half_close(true);
             (tokio::spawn(server.serve(service)), Some(material.cert_pem))
         }
         None => {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            // A client may shut down its sending side once the request is out
+            // (`shutdown(SHUT_WR)`); hyper's default then drops the connection without an
+            // answer whenever it reads the end of stream before the handler has finished.
+            server.http_builder().http1().half_close(true);
             (tokio::spawn(server.serve(service)), None)
         }
     };

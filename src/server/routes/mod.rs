@@ -10,8 +10,8 @@ use super::config::ClientConfig;
 use super::error::ApiError;
 use super::params::{ClientCredentials, Params};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::Request;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
@@ -80,7 +80,11 @@ async fn wire_conventions(mut request: Request, next: Next) -> Response {
         request.headers_mut().insert(header::HOST, value);
     }
     let path = request.uri().path().to_owned();
-    let mut response = json_error_bodies(next.run(request).await).await;
+    let response = match read_body(request).await {
+        Ok(request) => next.run(request).await,
+        Err(rejection) => rejection,
+    };
+    let mut response = json_error_bodies(response).await;
     let headers = response.headers_mut();
     if path.starts_with("/mfa/")
         && headers
@@ -101,6 +105,23 @@ async fn wire_conventions(mut request: Request, next: Next) -> Response {
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// Reads the whole request body (up to the body limit: `413` beyond it, `400` for a broken
+/// one) before the router runs. A handler that ignores the body (`GET`s, the 404 fallback,
+/// a 405) would otherwise answer while the body is still arriving, and hyper then closes
+/// the connection after the answer without saying so (`connection: close`): the next
+/// request a client sends on that keep-alive connection is lost, or the rest of the body
+/// meets a broken pipe.
+async fn read_body(request: Request) -> Result<Request, Response> {
+    if request.body().size_hint().exact() == Some(0) {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// Rejections produced by the framework (413 body too large, 405, 415...) come as plain
