@@ -518,7 +518,10 @@ impl<'a> Session<'a> {
                 .templates
                 .render(bearer, ctx)
                 .map_err(&scenario_error)?;
-            headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+            let mut value = String::with_capacity(7 + token.len());
+            value.push_str("Bearer ");
+            value.push_str(&token);
+            headers.push(("authorization".to_owned(), value));
         }
         let omit: Vec<String> = request
             .omit
@@ -615,6 +618,7 @@ impl<'a> Session<'a> {
             // Run mode reports and snapshots every body; load mode parses JSON only when
             // a check or capture reads it.
             needs_json: !lean || needs_json(step),
+            needs_headers: !lean || needs_headers(step),
         };
         if lean {
             // Learnt only if a check fails (see `step_in`).
@@ -667,6 +671,9 @@ pub struct Outgoing<'s> {
     /// Whether a check or capture reads the body as JSON (else `Observed::json` may be
     /// left `None`).
     pub needs_json: bool,
+    /// Whether anything reads the response's headers (else `Observed::headers` may be
+    /// left empty).
+    pub needs_headers: bool,
 }
 
 /// Sends rendered requests: `run` uses the run's reqwest client, `load` its own
@@ -753,6 +760,15 @@ pub fn body_too_large() -> StepError {
             MAX_RESPONSE_BYTES / (1024 * 1024)
         ),
     }
+}
+
+/// Whether a step's checks or captures read the response's headers.
+pub fn needs_headers(step: &Step) -> bool {
+    step.checks.iter().any(|c| c.header.is_some())
+        || step
+            .capture
+            .values()
+            .any(|c| matches!(c, crate::scenario::model::Capture::Header { .. }))
 }
 
 /// Whether a step's checks or captures read the response body as JSON.

@@ -27,8 +27,10 @@ use tokio::net::TcpStream;
 
 /// Longest response head (status line and headers) read.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most response headers parsed.
-const MAX_HEADERS: usize = 100;
+/// Response headers parsed without a heap allocation; more are parsed with one.
+const FEW_HEADERS: usize = 24;
+/// Most response headers accepted.
+const MAX_HEADERS: usize = 128;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8192;
 const USER_AGENT: &str = concat!("mfa-conform/", env!("CARGO_PKG_VERSION"));
@@ -369,8 +371,14 @@ impl Conn {
             })
     }
 
-    /// Writes `wire` and reads the answer. `no_body`: a HEAD request.
-    async fn exchange(&mut self, wire: &[u8], no_body: bool) -> Result<Response, ConnError> {
+    /// Writes `wire` and reads the answer. `no_body`: a HEAD request; `keep_headers`: the
+    /// caller reads the response's headers (else only framing headers are looked at).
+    async fn exchange(
+        &mut self,
+        wire: &[u8],
+        no_body: bool,
+        keep_headers: bool,
+    ) -> Result<Response, ConnError> {
         if !self.buf.is_empty() {
             // Bytes nobody asked for: the connection is out of step.
             return Err(ConnError::Invalid(
@@ -388,10 +396,17 @@ impl Conn {
             error,
             before_response: true,
         })?;
-        let (status, headers, head_len, http10) = loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut slots);
-            match parsed.parse(&self.buf) {
+        let head = loop {
+            let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+            let mut many;
+            let mut parsed = httparse::Response::new(&mut few);
+            let mut outcome = parsed.parse(&self.buf);
+            if matches!(outcome, Err(httparse::Error::TooManyHeaders)) {
+                many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+                parsed = httparse::Response::new(&mut many);
+                outcome = parsed.parse(&self.buf);
+            }
+            match outcome {
                 Ok(httparse::Status::Complete(len)) => {
                     let status = parsed.code.unwrap_or(0);
                     if (100..200).contains(&status) && status != 101 {
@@ -399,17 +414,7 @@ impl Conn {
                         self.buf.drain(..len);
                         continue;
                     }
-                    let headers: Vec<(String, String)> = parsed
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
-                    break (status, headers, len, parsed.version == Some(0));
+                    break Head::of(&parsed, len, keep_headers)?;
                 }
                 Ok(httparse::Status::Partial) => {
                     if self.buf.len() > MAX_HEAD_BYTES {
@@ -428,36 +433,38 @@ impl Conn {
                 });
             }
         };
-        self.buf.drain(..head_len);
-        let connection_close = has_token(&headers, "connection", "close");
-        let connection_keep = has_token(&headers, "connection", "keep-alive");
-        let mut keep_alive = !connection_close && (!http10 || connection_keep);
-        let chunked = has_token(&headers, "transfer-encoding", "chunked");
-        let length = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .map(|(_, v)| v.trim().parse::<u64>());
+        let Head {
+            status,
+            headers,
+            len: head_len,
+            chunked,
+            length,
+            mut keep_alive,
+        } = head;
         let body = if no_body || status == 204 || status == 304 {
+            self.buf.drain(..head_len);
             Vec::new()
         } else if chunked {
+            self.buf.drain(..head_len);
             self.chunked_body().await?
         } else if let Some(length) = length {
-            let length = length.map_err(|_| ConnError::Invalid("bad Content-Length".into()))?;
             if length > MAX_RESPONSE_BYTES as u64 {
                 return Err(ConnError::TooLarge);
             }
-            let length = length as usize;
-            while self.buf.len() < length {
+            let end = head_len + length as usize;
+            while self.buf.len() < end {
                 if self.fill(true).await? == 0 {
                     return Err(ConnError::Closed {
                         before_response: false,
                     });
                 }
             }
-            let body = self.buf[..length].to_vec();
-            self.buf.drain(..length);
+            // One copy of the body; the buffer is then empty again (no memmove).
+            let body = self.buf[head_len..end].to_vec();
+            self.buf.drain(..end);
             body
         } else {
+            self.buf.drain(..head_len);
             // Delimited by the end of the connection.
             keep_alive = false;
             loop {
@@ -543,12 +550,73 @@ impl Conn {
     }
 }
 
-/// Whether a (lower-case) header lists `token` among its comma-separated values.
-fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|(k, _)| k == name)
-        .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// What the head of a response says.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+    len: usize,
+    chunked: bool,
+    length: Option<u64>,
+    keep_alive: bool,
+}
+
+impl Head {
+    fn of(parsed: &httparse::Response<'_, '_>, len: usize, keep: bool) -> Result<Head, ConnError> {
+        let (mut close, mut keep_alive_token, mut chunked, mut length) =
+            (false, false, false, None);
+        for h in parsed.headers.iter() {
+            if h.name.eq_ignore_ascii_case("connection") {
+                close |= lists(h.value, "close");
+                keep_alive_token |= lists(h.value, "keep-alive");
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked |= lists(h.value, "chunked");
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                let parsed_length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or_else(|| ConnError::Invalid("bad Content-Length".into()))?;
+                if length.is_some_and(|l| l != parsed_length) {
+                    return Err(ConnError::Invalid(
+                        "conflicting Content-Length headers".into(),
+                    ));
+                }
+                length = Some(parsed_length);
+            }
+        }
+        let headers = if keep {
+            parsed
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), text(h.value)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let http10 = parsed.version == Some(0);
+        Ok(Head {
+            status: parsed.code.unwrap_or(0),
+            headers,
+            len,
+            chunked,
+            length,
+            keep_alive: !close && (!http10 || keep_alive_token),
+        })
+    }
+}
+
+/// Whether a header value lists `token` among its comma-separated values.
+fn lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// A header value as text (lossy only when it is not UTF-8).
+fn text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
 }
 
 /// Serialises a request. `Err` if a header would break the message (a line break in a
@@ -562,11 +630,23 @@ fn write_request(
     body: Option<&str>,
 ) -> Result<(), String> {
     wire.clear();
+    // One allocation for the whole message (a flow's transport starts with an empty one).
+    let size = method.len()
+        + target.len()
+        + authority.len()
+        + USER_AGENT.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+        + body.map(str::len).unwrap_or(0)
+        + 128;
+    wire.reserve(size);
     for (name, value) in headers {
         if name.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f) || name.is_empty() {
             return Err(format!("header name {name:?} is not a valid HTTP token"));
         }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        if memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
             return Err(format!("header {name}: the value contains a line break"));
         }
     }
@@ -625,13 +705,13 @@ impl<'e> LoadTransport<'e> {
         }
     }
 
-    async fn exchange(&mut self, no_body: bool) -> Result<Response, ConnError> {
+    async fn exchange(&mut self, no_body: bool, keep_headers: bool) -> Result<Response, ConnError> {
         loop {
             let (mut conn, reused) = match self.conn.take().or_else(|| self.endpoint.take_idle()) {
                 Some(conn) => (conn, true),
                 None => (self.endpoint.connect().await?, false),
             };
-            match conn.exchange(&self.wire, no_body).await {
+            match conn.exchange(&self.wire, no_body, keep_headers).await {
                 Ok(response) => {
                     if response.keep_alive {
                         self.conn = Some(conn);
@@ -678,7 +758,8 @@ impl Transport for LoadTransport<'_> {
             message,
         })?;
         let timeout = self.endpoint.timeout;
-        let outcome = tokio::time::timeout(timeout, self.exchange(request.method == "HEAD")).await;
+        let exchange = self.exchange(request.method == "HEAD", request.needs_headers);
+        let outcome = tokio::time::timeout(timeout, exchange).await;
         let failure = |what: String| StepError {
             kind: ErrorKind::Transport,
             message: format!("{} {}: {what}", request.method, redactor.text(&request.url)),
@@ -749,6 +830,7 @@ mod tests {
             headers: vec![("authorization".into(), "Bearer t".into())],
             body: None,
             needs_json: true,
+            needs_headers: true,
         }
     }
 
@@ -764,7 +846,7 @@ mod tests {
             None,
         )
         .unwrap();
-        t.exchange(false).await
+        t.exchange(false, true).await
     }
 
     #[tokio::test]
