@@ -103,7 +103,8 @@ impl Target {
         raw: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Target, LoadError> {
-        let text = substitute_env(path, raw, env)?;
+        let raw = crate::scenario::load::normalize_line_breaks(raw);
+        let text = substitute_env(path, &raw, env)?;
         let profile: TargetProfile = parse_yaml(path, &text)?;
         let name = path
             .file_stem()

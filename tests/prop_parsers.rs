@@ -9,7 +9,9 @@
 use mfa_conform::engine::control::ControlClient;
 use mfa_conform::engine::template::{Builtins, Templates};
 use mfa_conform::scenario::Catalogue;
-use mfa_conform::scenario::load::{LoadError, Suite, load_catalogue, load_scenario};
+use mfa_conform::scenario::load::{
+    LoadError, Suite, load_catalogue, load_scenario, normalize_line_breaks,
+};
 use mfa_conform::target::{Target, parse_duration};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -68,7 +70,8 @@ fn scenario_files() -> &'static [(String, String)] {
 /// text, and a display that starts with `name:line:column: `.
 fn assert_located(error: &LoadError, name: &str, text: &str) -> Result<(), TestCaseError> {
     prop_assert!(!error.message.trim().is_empty(), "empty message: {error:?}");
-    let lines = text.lines().count() as u64 + 1;
+    // YAML counts a lone CR as a line break too.
+    let lines = normalize_line_breaks(text).lines().count() as u64 + 1;
     prop_assert!(
         (1..=lines).contains(&error.line) && error.column >= 1,
         "location {}:{} outside the input ({lines} lines): {error}\n---\n{text}",
@@ -311,6 +314,28 @@ fn an_exploding_matrix_is_refused_at_its_step() {
             .any(|e| e.line == 1 && e.message.contains("more than 10000 steps")),
         "{errors:?}"
     );
+}
+
+/// Lone CRs are YAML line breaks: the error's line, its snippet and the text agree
+/// (found by the `scenario` fuzz target: the snippet counted only LFs).
+#[test]
+fn lone_carriage_returns_count_as_line_breaks() {
+    for newline in ["\r", "\r\n", "\n"] {
+        let text = ["steps:", "  - name: a", "    reqest: {}", ""].join(newline);
+        let errors = load_scenario(Path::new("cr.yaml"), &text, catalogue()).unwrap_err();
+        assert_eq!((errors[0].line, errors[0].column), (3, 5), "{}", errors[0]);
+        assert!(
+            errors[0].snippet.contains("3 │     reqest"),
+            "{newline:?}: {}",
+            errors[0].snippet
+        );
+        let profile = ["base_url: http://x", "client: a", ""].join(newline);
+        let error = Target::parse(Path::new("p.yaml"), &profile, env).unwrap_err();
+        assert_eq!(error.line, 2, "{error}");
+        let unset = ["base_url: http://x", "realm: ${NOPE}", ""].join(newline);
+        let error = Target::parse(Path::new("p.yaml"), &unset, env).unwrap_err();
+        assert_eq!((error.line, error.column), (2, 8), "{error}");
+    }
 }
 
 /// A mistake about the whole file (no steps) points at its start, not at line 0.

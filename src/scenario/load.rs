@@ -111,8 +111,20 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     file: &Path,
     source: &str,
 ) -> Result<T, LoadError> {
-    serde_saphyr::from_str::<T>(source)
-        .map_err(|e| LoadError::at(file, source, e.location(), clean_message(&e.to_string())))
+    let source = normalize_line_breaks(source);
+    serde_saphyr::from_str::<T>(&source)
+        .map_err(|e| LoadError::at(file, &source, e.location(), clean_message(&e.to_string())))
+}
+
+/// YAML line breaks are LF, CRLF and a lone CR, and the parser counts lines that way, while
+/// the snippet renderer counts only LF. Both see the text with every break written as LF,
+/// so the line in a message, its snippet and an editor agree (YAML itself reads every break
+/// as LF, so the values do not change).
+pub fn normalize_line_breaks(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains('\r') {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    std::borrow::Cow::Owned(source.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// serde-saphyr prefixes messages with the position (shown separately here), and a few
@@ -304,9 +316,10 @@ fn load_one(
     text: &str,
     levels: &HashMap<&str, Severity>,
 ) -> Result<SuiteScenario, Vec<LoadError>> {
-    let scenario: Scenario = parse_yaml(file, text).map_err(|e| vec![e])?;
+    let text = normalize_line_breaks(text);
+    let scenario: Scenario = parse_yaml(file, &text).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
-    validate(file, text, &scenario, levels, &mut errors);
+    validate(file, &text, &scenario, levels, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
