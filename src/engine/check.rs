@@ -58,7 +58,7 @@ impl Observed {
         with_cached(
             &JSON_PATHS,
             path,
-            |p| serde_json_path::JsonPath::parse(p),
+            serde_json_path::JsonPath::parse,
             |compiled| {
                 compiled
                     .map(|c| c.query(json).first())
