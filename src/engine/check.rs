@@ -16,6 +16,31 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// A response as checks see it. `parse_json`: parse the body (run mode always does;
+    /// load mode only when a check or capture reads it).
+    pub fn new(
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        parse_json: bool,
+    ) -> Observed {
+        let json = if parse_json {
+            serde_json::from_slice(&body).ok()
+        } else {
+            None
+        };
+        let body = match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        Observed {
+            status,
+            headers,
+            body,
+            json,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
@@ -30,10 +55,48 @@ impl Observed {
             .json
             .as_ref()
             .ok_or_else(|| "the response body is not JSON".to_owned())?;
-        let path = serde_json_path::JsonPath::parse(path)
-            .map_err(|e| format!("invalid JSONPath {path:?}: {e}"))?;
-        Ok(path.query(json).first())
+        with_cached(
+            &JSON_PATHS,
+            path,
+            serde_json_path::JsonPath::parse,
+            |compiled| {
+                compiled
+                    .map(|c| c.query(json).first())
+                    .map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
+            },
+        )
     }
+}
+
+type Cache<T, E> = std::cell::RefCell<std::collections::HashMap<String, Result<T, E>>>;
+
+thread_local! {
+    /// Compiled JSONPaths and regexes by source text: a load run evaluates the same few
+    /// thousands of times a second. Per thread, so no lock; bounded by [`CACHE_LIMIT`].
+    static JSON_PATHS: Cache<serde_json_path::JsonPath, serde_json_path::ParseError> =
+        Default::default();
+    static REGEXES: Cache<regex::Regex, regex::Error> = Default::default();
+}
+
+/// Entries a cache holds before it starts over (templated paths could make many).
+const CACHE_LIMIT: usize = 1024;
+
+fn with_cached<T, E, R>(
+    cache: &'static std::thread::LocalKey<Cache<T, E>>,
+    source: &str,
+    compile: impl FnOnce(&str) -> Result<T, E>,
+    use_it: impl FnOnce(Result<&T, &E>) -> R,
+) -> R {
+    cache.with(|cell| {
+        let mut map = cell.borrow_mut();
+        if !map.contains_key(source) {
+            if map.len() >= CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(source.to_owned(), compile(source));
+        }
+        use_it(map[source].as_ref())
+    })
 }
 
 /// A check with its templated values already rendered.
@@ -144,6 +207,29 @@ pub fn evaluate(
     }
 }
 
+/// Whether a check passes, without describing it (load mode describes only failures).
+/// Agrees with [`evaluate`]'s status.
+pub fn passes(rendered: &Rendered<'_>, observed: &Observed) -> bool {
+    let check = rendered.check;
+    if let Some(status) = &check.status {
+        status.accepts(observed.status)
+    } else if let Some(body) = check.body {
+        match body {
+            BodyExpect::Json => observed.json.is_some(),
+            BodyExpect::Empty => observed.body.trim().is_empty(),
+        }
+    } else if let Some(name) = &check.header {
+        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+        predicates("", value.as_ref(), rendered).is_ok()
+    } else {
+        let path = rendered.path.as_deref().unwrap_or("$");
+        match observed.select(path) {
+            Ok(value) => predicates("", value, rendered).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
 fn describe_predicates(subject: &str, r: &Rendered<'_>) -> String {
     let c = r.check;
     let mut parts = Vec::new();
@@ -230,8 +316,10 @@ fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<
                 JsonType::of(value).as_str()
             ));
         };
-        let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
-        if !regex.is_match(text) {
+        let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
+            regex.map(|r| r.is_match(text)).map_err(|e| e.to_string())
+        })?;
+        if !matched {
             return Err(format!("got {}", short(value)));
         }
     }
@@ -301,7 +389,14 @@ mod tests {
         };
         let redactor = Redactor::default();
         redactor.add("tok123456");
-        evaluate(&r, Severity::Must, &observed(), &redactor)
+        let result = evaluate(&r, Severity::Must, &observed(), &redactor);
+        // Load mode's shortcut must agree with the full evaluation, pass or fail.
+        assert_eq!(
+            passes(&r, &observed()),
+            result.status == CheckStatus::Passed,
+            "passes() disagrees with evaluate() on {yaml}"
+        );
+        result
     }
 
     #[test]
@@ -334,6 +429,22 @@ mod tests {
             run("{req: X, header: Content-Type, matches: '^application/json'}").status,
             CheckStatus::Passed
         );
+    }
+
+    #[test]
+    fn shortcut_agrees_on_every_subject() {
+        for yaml in [
+            "{req: X, body: json}",
+            "{req: X, body: empty}",
+            "{req: X, header: x-missing, exists: false}",
+            "{req: X, header: content-type, equals: text/plain}",
+            "{req: X, path: $.error, not_equals: mfa_required}",
+            "{req: X, path: $.error, matches: '^mfa_'}",
+            "{req: X, path: $.error, matches: '^nope'}",
+            "{req: X, path: '$[', exists: true}",
+        ] {
+            run(yaml);
+        }
     }
 
     #[test]

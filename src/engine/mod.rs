@@ -179,6 +179,7 @@ impl RunContext {
         let mut session = Session {
             ctx: self,
             redactor: self.redactor.child(),
+            sent: None,
             vars: json!({
                 "target": {
                     "base_url": self.target.base_url(),
@@ -211,6 +212,7 @@ impl RunContext {
             ctx: self,
             redactor,
             vars,
+            sent: None,
         }
     }
 
@@ -234,22 +236,65 @@ pub struct Session<'a> {
     ctx: &'a RunContext,
     pub redactor: Redactor,
     pub vars: Value,
+    /// Load mode: the body fields of the last request, learnt as secrets only if one of
+    /// its checks fails.
+    sent: Option<Value>,
 }
 
 impl<'a> Session<'a> {
+    /// Runs one step, sending its request (if any) with the run's HTTP client.
     pub async fn run_step(&mut self, phase: Phase, step: &Step) -> StepResult {
+        self.run_step_via(phase, step, &mut ReqwestTransport).await
+    }
+
+    /// Runs one step, sending its request through `transport`.
+    pub async fn run_step_via<T: Transport>(
+        &mut self,
+        phase: Phase,
+        step: &Step,
+        transport: &mut T,
+    ) -> StepResult {
+        // The variables are moved out for the step, so templates read them without a copy
+        // (a copy only when the step has a matrix to add); captures go back in at the end.
+        let vars = std::mem::take(&mut self.vars);
+        let with_matrix;
+        let ctx = if step.matrix.is_empty() {
+            &vars
+        } else {
+            let mut copy = vars.clone();
+            copy["matrix"] = Value::Object(
+                step.matrix
+                    .iter()
+                    .filter_map(|(k, v)| v.first().map(|v| (k.clone(), v.clone())))
+                    .collect(),
+            );
+            with_matrix = copy;
+            &with_matrix
+        };
+        let mut assigned = Vec::new();
+        let result = self
+            .step_in(phase, step, ctx, transport, &mut assigned)
+            .await;
+        self.vars = vars;
+        for (name, value) in assigned {
+            self.vars[name.as_str()] = value;
+        }
+        result
+    }
+
+    async fn step_in<T: Transport>(
+        &mut self,
+        phase: Phase,
+        step: &Step,
+        ctx: &Value,
+        transport: &mut T,
+        assigned: &mut Vec<(String, Value)>,
+    ) -> StepResult {
         let started = Instant::now();
-        let mut ctx = self.vars.clone();
-        ctx["matrix"] = Value::Object(
-            step.matrix
-                .iter()
-                .filter_map(|(k, v)| v.first().map(|v| (k.clone(), v.clone())))
-                .collect(),
-        );
         let name = self
             .ctx
             .templates
-            .render(&step.name.value, &ctx)
+            .render(&step.name.value, ctx)
             .unwrap_or_else(|_| step.name.value.clone());
         let mut result = StepResult {
             phase,
@@ -260,7 +305,10 @@ impl<'a> Session<'a> {
             error: None,
             observed: None,
         };
-        let observed = match self.perform(step, &ctx, &mut result).await {
+        let observed = match self
+            .perform(step, ctx, &mut result, transport, assigned)
+            .await
+        {
             Ok(observed) => observed,
             Err(error) => {
                 result.error = Some(error);
@@ -279,7 +327,7 @@ impl<'a> Session<'a> {
         }
         for check in &step.checks {
             let severity = self.ctx.severity(check);
-            let rendered = match self.render_check(check, &ctx) {
+            let rendered = match self.render_check(check, ctx) {
                 Ok(r) => r,
                 Err(e) => {
                     result.error = Some(StepError {
@@ -289,6 +337,20 @@ impl<'a> Session<'a> {
                     break;
                 }
             };
+            // Lean mode describes a check only when it fails: a passing check costs its
+            // predicate and nothing else.
+            if lean && check::passes(&rendered, &observed) {
+                result.checks.push(CheckResult {
+                    requirement: check.req.value.clone(),
+                    severity,
+                    status: CheckStatus::Passed,
+                    check: String::new(),
+                    actual: String::new(),
+                    message: String::new(),
+                    expected_failure_reason: None,
+                });
+                continue;
+            }
             result.checks.push(check::evaluate(
                 &rendered,
                 severity,
@@ -302,7 +364,11 @@ impl<'a> Session<'a> {
                 .iter()
                 .any(|c| c.status == CheckStatus::Failed)
         {
-            // Lean mode learns this response's secrets only when a failure will show it.
+            // Lean mode learns this exchange's secrets only when a failure will show it:
+            // the fields it sent (a computed OTP) and the response's.
+            if let Some(sent) = self.sent.take() {
+                self.redactor.add_from_json(&sent);
+            }
             if let Some(json) = &observed.json {
                 self.redactor.add_from_json(json);
             }
@@ -317,7 +383,7 @@ impl<'a> Session<'a> {
                     if is_sensitive(capture_name) {
                         self.redactor.add_from_json(&json!({"secret": value}));
                     }
-                    self.vars[capture_name] = value;
+                    assigned.push((capture_name.clone(), value));
                 }
                 Err(e) => {
                     if result.error.is_none() {
@@ -368,11 +434,13 @@ impl<'a> Session<'a> {
     }
 
     /// Executes the step's action.
-    async fn perform(
+    async fn perform<T: Transport>(
         &mut self,
         step: &Step,
         ctx: &Value,
         result: &mut StepResult,
+        transport: &mut T,
+        assigned: &mut Vec<(String, Value)>,
     ) -> Result<Observed, StepError> {
         let scenario_error = |message: String| StepError {
             kind: ErrorKind::Scenario,
@@ -409,7 +477,7 @@ impl<'a> Session<'a> {
                 })?;
             self.redactor.add(&user.password);
             let value = json!({"username": user.username, "password": user.password});
-            self.vars[name] = value.clone();
+            assigned.push((name.clone(), value.clone()));
             return Ok(Observed {
                 status: 201,
                 headers: Vec::new(),
@@ -429,18 +497,20 @@ impl<'a> Session<'a> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path
         } else {
-            format!("{}{}", self.ctx.target.base_url(), path)
+            let base = self.ctx.target.base_url();
+            let mut url = String::with_capacity(base.len() + path.len());
+            url.push_str(base);
+            url.push_str(&path);
+            url
         };
-        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
-            .expect("methods of the model are valid");
-        let mut builder = self.ctx.http.request(method, &url);
+        let mut headers = Vec::with_capacity(request.headers.len() + 2);
         for (name, value) in &request.headers {
             let value = self
                 .ctx
                 .templates
                 .render(value, ctx)
                 .map_err(&scenario_error)?;
-            builder = builder.header(name.as_str(), value);
+            headers.push((name.clone(), value));
         }
         if let Some(bearer) = &request.bearer {
             let token = self
@@ -448,7 +518,10 @@ impl<'a> Session<'a> {
                 .templates
                 .render(bearer, ctx)
                 .map_err(&scenario_error)?;
-            builder = builder.header("authorization", format!("Bearer {token}"));
+            let mut value = String::with_capacity(7 + token.len());
+            value.push_str("Bearer ");
+            value.push_str(&token);
+            headers.push(("authorization".to_owned(), value));
         }
         let omit: Vec<String> = request
             .omit
@@ -460,63 +533,74 @@ impl<'a> Session<'a> {
             .headers
             .keys()
             .any(|k| k.eq_ignore_ascii_case("content-type"));
+        let lean = self.ctx.lean;
         let mut request_body = None;
+        let mut body = None;
+        let mut sent = None;
         if let Some(json_body) = &request.json {
-            let mut body = self
+            let mut rendered = self
                 .ctx
                 .templates
                 .render_json(json_body, ctx)
                 .map_err(&scenario_error)?;
-            if let Value::Object(map) = &mut body {
+            if let Value::Object(map) = &mut rendered {
                 omit.iter().for_each(|k| {
                     map.shift_remove(k);
                 });
             }
-            if !self.ctx.lean {
+            if !lean {
                 // Secrets sent (an OTP the harness computed, a delivered binding code) are
                 // kept from messages too, e.g. a check expecting the same value.
-                self.redactor.add_from_json(&body);
-                request_body = Some(self.redactor.json(&body).to_string());
+                self.redactor.add_from_json(&rendered);
+                request_body = Some(self.redactor.json(&rendered).to_string());
             }
             if !has_content_type {
-                builder = builder.header("content-type", "application/json");
+                headers.push(("content-type".to_owned(), "application/json".to_owned()));
             }
-            builder = builder.body(body.to_string());
+            body = Some(rendered.to_string());
+            sent = Some(rendered);
         } else if let Some(form) = &request.form {
-            let rendered = self
-                .ctx
-                .templates
-                .render_json(&Value::Object(form.clone().into_iter().collect()), ctx)
-                .map_err(&scenario_error)?;
-            let Value::Object(mut map) = rendered else {
-                unreachable!("an object renders to an object")
-            };
+            let mut map = Map::with_capacity(form.len());
+            for (key, value) in form {
+                let value = self
+                    .ctx
+                    .templates
+                    .render_json(value, ctx)
+                    .map_err(&scenario_error)?;
+                map.insert(key.clone(), value);
+            }
             omit.iter().for_each(|k| {
                 map.shift_remove(k);
             });
-            if !self.ctx.lean {
-                let fields = Value::Object(map.clone());
+            let fields = Value::Object(map);
+            if !lean {
                 self.redactor.add_from_json(&fields);
                 request_body = Some(self.redactor.json(&fields).to_string());
             }
             if !has_content_type {
-                builder = builder.header("content-type", "application/x-www-form-urlencoded");
+                headers.push((
+                    "content-type".to_owned(),
+                    "application/x-www-form-urlencoded".to_owned(),
+                ));
             }
-            builder = builder.body(encode_form(&map));
+            if let Value::Object(map) = &fields {
+                body = Some(encode_form(map));
+            }
+            sent = Some(fields);
         } else if let Some(raw) = &request.body {
-            let body = self
+            let rendered = self
                 .ctx
                 .templates
                 .render(raw, ctx)
                 .map_err(&scenario_error)?;
-            if !self.ctx.lean {
-                request_body = Some(self.redactor.text(&body));
+            if !lean {
+                request_body = Some(self.redactor.text(&rendered));
             }
-            builder = builder.body(body);
+            body = Some(rendered);
         }
         result.exchange = Some(Exchange {
             method: request.method.as_str().to_owned(),
-            url: if self.ctx.lean {
+            url: if lean {
                 String::new()
             } else {
                 self.redactor.text(&url)
@@ -526,81 +610,34 @@ impl<'a> Session<'a> {
             content_type: None,
             response_body: None,
         });
-        let timeout = self.ctx.target.timeout;
-        let transport = |e: &reqwest::Error| StepError {
-            kind: ErrorKind::Transport,
-            message: if e.is_timeout() {
-                format!(
-                    "{} {}: timeout after {} (the profile's `timeout`): {}",
-                    request.method.as_str(),
-                    self.redactor.text(&url),
-                    humantime_secs(timeout),
-                    describe_reqwest(e)
-                )
-            } else {
-                format!(
-                    "{} {}: {}",
-                    request.method.as_str(),
-                    self.redactor.text(&url),
-                    describe_reqwest(e)
-                )
-            },
+        let outgoing = Outgoing {
+            method: request.method.as_str(),
+            url,
+            headers,
+            body,
+            // Run mode reports and snapshots every body; load mode parses JSON only when
+            // a check or capture reads it.
+            needs_json: !lean || needs_json(step),
+            needs_headers: !lean || needs_headers(step),
         };
-        let http_request = builder.build().map_err(|e| transport(&e))?;
+        if lean {
+            // Learnt only if a check fails (see `step_in`).
+            self.sent = sent;
+        }
         // `-v` logs each exchange's request line and status, `-vv` its headers and bodies,
         // all redacted. Load mode (lean) logs nothing: it learns secrets only on failures.
-        let log = (!self.ctx.lean && tracing::enabled!(tracing::Level::INFO))
-            .then(|| ExchangeLog::new(&result.name, request.method.as_str(), &url, self));
+        let log = (!lean && tracing::enabled!(tracing::Level::INFO))
+            .then(|| ExchangeLog::new(&result.name, outgoing.method, &outgoing.url, self));
         if let Some(log) = &log {
-            log.request(&http_request, result.exchange.as_ref(), &self.redactor);
+            log.request(&outgoing, result.exchange.as_ref(), &self.redactor);
         }
-        let received = async {
-            let mut response = self
-                .ctx
-                .http
-                .execute(http_request)
-                .await
-                .map_err(|e| transport(&e))?;
-            let status = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(StepError {
-                        kind: ErrorKind::Transport,
-                        message: format!(
-                            "the response body exceeds {} MB; stopped reading",
-                            MAX_RESPONSE_BYTES / (1024 * 1024)
-                        ),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let json = serde_json::from_slice(&body).ok();
-            Ok(Observed {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-                json,
-                headers,
-            })
-        }
-        .await;
+        let received = transport.send(self.ctx, &outgoing, &self.redactor).await;
         if let Some(log) = &log {
             log.response(&received, self);
         }
         let observed = received?;
-        let status = observed.status;
         if let Some(exchange) = &mut result.exchange {
-            exchange.status = Some(status);
+            exchange.status = Some(observed.status);
             exchange.content_type = observed.header("content-type").map(str::to_owned);
         }
         Ok(observed)
@@ -623,6 +660,129 @@ impl<'a> Session<'a> {
     }
 }
 
+/// A request step, rendered and ready to send.
+pub struct Outgoing<'s> {
+    pub method: &'s str,
+    /// Absolute URL.
+    pub url: String,
+    /// Names as the scenario wrote them, values rendered.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// Whether a check or capture reads the body as JSON (else `Observed::json` may be
+    /// left `None`).
+    pub needs_json: bool,
+    /// Whether anything reads the response's headers (else `Observed::headers` may be
+    /// left empty).
+    pub needs_headers: bool,
+}
+
+/// Sends rendered requests: `run` uses the run's reqwest client, `load` its own
+/// keep-alive HTTP/1.1 connections. Either answers with the response as checks see it, or
+/// a transport error whose message says what happened (timeout, reset, TLS...).
+pub trait Transport: Send {
+    fn send(
+        &mut self,
+        ctx: &RunContext,
+        request: &Outgoing<'_>,
+        redactor: &Redactor,
+    ) -> impl std::future::Future<Output = Result<Observed, StepError>> + Send;
+}
+
+/// The run's reqwest client: redirects are not followed, bodies are read up to
+/// [`MAX_RESPONSE_BYTES`].
+pub struct ReqwestTransport;
+
+impl Transport for ReqwestTransport {
+    async fn send(
+        &mut self,
+        ctx: &RunContext,
+        request: &Outgoing<'_>,
+        redactor: &Redactor,
+    ) -> Result<Observed, StepError> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .expect("methods of the model are valid");
+        let mut builder = ctx.http.request(method, &request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let timeout = ctx.target.timeout;
+        let transport = |e: &reqwest::Error| StepError {
+            kind: ErrorKind::Transport,
+            message: if e.is_timeout() {
+                format!(
+                    "{} {}: timeout after {} (the profile's `timeout`): {}",
+                    request.method,
+                    redactor.text(&request.url),
+                    humantime_secs(timeout),
+                    describe_reqwest(e)
+                )
+            } else {
+                format!(
+                    "{} {}: {}",
+                    request.method,
+                    redactor.text(&request.url),
+                    describe_reqwest(e)
+                )
+            },
+        };
+        let mut response = builder.send().await.map_err(|e| transport(&e))?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(body_too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Observed::new(status, headers, body, request.needs_json))
+    }
+}
+
+/// The error of a response body over [`MAX_RESPONSE_BYTES`].
+pub fn body_too_large() -> StepError {
+    StepError {
+        kind: ErrorKind::Transport,
+        message: format!(
+            "the response body exceeds {} MB; stopped reading",
+            MAX_RESPONSE_BYTES / (1024 * 1024)
+        ),
+    }
+}
+
+/// Whether a step's checks or captures read the response's headers.
+pub fn needs_headers(step: &Step) -> bool {
+    step.checks.iter().any(|c| c.header.is_some())
+        || step
+            .capture
+            .values()
+            .any(|c| matches!(c, crate::scenario::model::Capture::Header { .. }))
+}
+
+/// Whether a step's checks or captures read the response body as JSON.
+pub fn needs_json(step: &Step) -> bool {
+    step.checks.iter().any(|c| {
+        c.status.is_none()
+            && c.header.is_none()
+            && !matches!(c.body, Some(crate::scenario::model::BodyExpect::Empty))
+    }) || step
+        .capture
+        .values()
+        .any(|c| matches!(c, crate::scenario::model::Capture::Path(_)))
+}
+
 /// The log lines of one request step (`tracing`, target `mfa_conform::engine`): at info
 /// the request line and the status, at debug the headers and bodies too. Everything shown
 /// goes through the session's redactor.
@@ -641,14 +801,13 @@ impl ExchangeLog {
         }
     }
 
-    fn request(&self, request: &reqwest::Request, exchange: Option<&Exchange>, r: &Redactor) {
+    fn request(&self, request: &Outgoing<'_>, exchange: Option<&Exchange>, r: &Redactor) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             return;
         }
         let mut text = format!("--> {}", self.line);
-        for (name, value) in request.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes());
-            text.push_str(&format!("\n{name}: {}", r.header(name.as_str(), &value)));
+        for (name, value) in &request.headers {
+            text.push_str(&format!("\n{name}: {}", r.header(name, value)));
         }
         // The exchange holds the body as the report shows it: sensitive fields masked.
         if let Some(body) = exchange.and_then(|e| e.request_body.as_deref()) {
@@ -713,7 +872,7 @@ fn encode_form(map: &Map<String, Value>) -> String {
 }
 
 /// `10s`, `1.5s`, `500ms`.
-fn humantime_secs(d: std::time::Duration) -> String {
+pub fn humantime_secs(d: std::time::Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else if d.as_secs() == 0 {

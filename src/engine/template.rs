@@ -88,7 +88,10 @@ impl Templates {
 
     /// Renders a string template.
     pub fn render(&self, template: &str, ctx: &Value) -> Result<String, String> {
-        if !template.contains("{{") && !template.contains("{%") {
+        // (memchr: a long literal, such as a token, is scanned in a few instructions.)
+        if memchr::memchr(b'{', template.as_bytes()).is_none()
+            || (!template.contains("{{") && !template.contains("{%"))
+        {
             return Ok(template.to_owned());
         }
         // Fast path for the common `{{ name.field }}`: a plain lookup, no template engine

@@ -61,4 +61,7 @@ pub struct LoadArgs {
     /// Progress line period when stderr is not a terminal.
     #[arg(long, default_value = "5s")]
     pub progress_every: String,
+    /// Generator threads (default: one per CPU core), as wrk's `-t`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }

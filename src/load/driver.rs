@@ -2,6 +2,7 @@
 //! by virtual users (closed model) or on a fixed schedule (open model), each recorded from
 //! its intended start. The hot loop only records into histograms; it never prints.
 
+use super::conn::{Endpoint, LoadTransport};
 use super::metrics::Recorder;
 use super::plan::{Model, Plan};
 use crate::engine::RunContext;
@@ -160,6 +161,8 @@ pub async fn provision(
 /// Shared state of the loops.
 pub struct Shared {
     pub ctx: Arc<RunContext>,
+    /// The target's keep-alive connections.
+    pub endpoint: Arc<Endpoint>,
     pub flows: Vec<Arc<FlowDef>>,
     pub pools: Vec<Arc<Pool>>,
     pub recorder: Arc<Mutex<Recorder>>,
@@ -203,10 +206,13 @@ async fn run_flow(
     let mut session = shared
         .ctx
         .resume(std::mem::take(&mut user.vars), shared.ctx.redactor.child());
+    let mut transport = LoadTransport::new(&shared.endpoint);
     let (mut failed, mut check_failed) = (false, false);
     for (i, step) in flow.scenario.scenario.steps.iter().enumerate() {
         let t0 = Instant::now();
-        let result = session.run_step(Phase::Steps, step).await;
+        let result = session
+            .run_step_via(Phase::Steps, step, &mut transport)
+            .await;
         let end = Instant::now();
         // Only the first request can wait on the schedule; later ones start when the
         // previous answer arrives, so their own time is their latency.

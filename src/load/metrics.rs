@@ -157,22 +157,24 @@ impl Recorder {
     /// One step of a flow: `latency` is the request's own time, `corrected` the time from
     /// the flow's intended start for the first step (the same otherwise).
     pub fn step(&mut self, name: &str, step: &StepResult, corrected: Duration) {
-        let stats = self
-            .steps
-            .entry(name.to_owned())
-            .or_insert_with(|| StepStats {
-                latency: histogram(),
-                count: 0,
-                errors: 0,
-            });
+        // (Looked up before inserting: no key allocated for a step already seen.)
+        if !self.steps.contains_key(name) {
+            self.steps.insert(
+                name.to_owned(),
+                StepStats {
+                    latency: histogram(),
+                    count: 0,
+                    errors: 0,
+                },
+            );
+        }
+        if !self.interval_steps.contains_key(name) {
+            self.interval_steps.insert(name.to_owned(), histogram());
+        }
+        record(&mut self.interval_steps[name], corrected);
+        let stats = &mut self.steps[name];
         stats.count += 1;
         record(&mut stats.latency, corrected);
-        record(
-            self.interval_steps
-                .entry(name.to_owned())
-                .or_insert_with(histogram),
-            corrected,
-        );
         self.requests += 1;
         self.interval_requests += 1;
         if let Some(kind) = error_kind(step) {

@@ -4,6 +4,7 @@
 //! enrolled users) happens before the clock starts; checks keep running under load.
 
 mod args;
+pub mod conn;
 pub mod driver;
 pub mod metrics;
 pub mod plan;
@@ -219,6 +220,11 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
     let mut ctx = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(bad)?;
     ctx.lean = true;
     let ctx = Arc::new(ctx);
+    let endpoint = Arc::new(
+        conn::Endpoint::new(&target)
+            .await
+            .map_err(|e| Failure::Target(format!("target {}: {e}", target.base_url())))?,
+    );
 
     // Calibrate: one unmeasured flow per scenario, to size the pool and to refuse a flow
     // that does not work at all.
@@ -233,6 +239,7 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
         let calibration = Arc::new(Mutex::new(Recorder::default()));
         let shared = Arc::new(Shared {
             ctx: ctx.clone(),
+            endpoint: endpoint.clone(),
             flows: vec![flow.clone()],
             pools: vec![pool],
             recorder: calibration.clone(),
@@ -359,6 +366,7 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
     let shared_with = |recorder: Arc<Mutex<Recorder>>| {
         Arc::new(Shared {
             ctx: ctx.clone(),
+            endpoint: endpoint.clone(),
             flows: flows.clone(),
             pools: pools.clone(),
             recorder,

@@ -23,8 +23,14 @@ pub struct Signer {
     jwks: Value,
     /// Tokens whose signature has been checked, with their claims: an RSA verification
     /// costs tens of microseconds, a lookup a few hundred nanoseconds. Issuer, audience and
-    /// expiry are still checked on every use.
-    verified: Mutex<HashMap<String, Arc<AccessClaims>>>,
+    /// expiry are still checked on every use. Keyed by the token's SHA-256 (32 bytes, not
+    /// the ~760-byte token); expired entries are dropped by the server's purger.
+    verified: Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>,
+}
+
+fn cache_key(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// Verified tokens kept at most; the cache is emptied when full (tokens live 10 minutes, so
@@ -126,6 +132,17 @@ impl Signer {
         ))
     }
 
+    /// Forgets verified tokens that have expired at `now`, so the cache holds live tokens
+    /// only (memory stays flat on a long run). Returns how many remain.
+    pub fn purge_verified(&self, now: i64) -> usize {
+        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, claims| claims.exp > now);
+        if cache.capacity() > 1024 && cache.len() < cache.capacity() / 4 {
+            cache.shrink_to_fit();
+        }
+        cache.len()
+    }
+
     /// Verifies signature, issuer and audience; expiry is checked against `now`, the
     /// server's (advanceable) clock, not the wall clock.
     pub fn verify_access(
@@ -139,7 +156,7 @@ impl Signer {
             .verified
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(token)
+            .get(&cache_key(token))
             .cloned();
         let claims = match cached {
             Some(claims) => claims,
@@ -149,7 +166,7 @@ impl Signer {
                 if cache.len() >= VERIFIED_CACHE {
                     cache.clear();
                 }
-                cache.insert(token.to_owned(), claims.clone());
+                cache.insert(cache_key(token), claims.clone());
                 claims
             }
         };
@@ -217,6 +234,30 @@ mod tests {
             signer.verify_access(&token, "https://other/", "https://h/mfa/", 50),
             Err(TokenRejection::Malformed)
         );
+    }
+
+    #[test]
+    fn the_verified_cache_keeps_live_tokens_only() {
+        let signer = Signer::generate().unwrap();
+        let short = signer.sign(&claims("https://h/mfa/", 100)).unwrap();
+        let long = signer.sign(&claims("https://h/mfa/", 700)).unwrap();
+        for token in [&short, &long] {
+            signer
+                .verify_access(token, "https://h/", "https://h/mfa/", 50)
+                .unwrap();
+        }
+        assert_eq!(signer.purge_verified(50), 2);
+        assert_eq!(
+            signer.purge_verified(100),
+            1,
+            "the expired token is forgotten"
+        );
+        // A purged token is still refused for its expiry, not re-accepted.
+        assert_eq!(
+            signer.verify_access(&short, "https://h/", "https://h/mfa/", 100),
+            Err(TokenRejection::Expired)
+        );
+        assert_eq!(signer.purge_verified(700), 0);
     }
 
     #[test]

@@ -226,6 +226,9 @@ fn spawn_purger(state: Arc<AppState>) {
             let Some(state) = weak.upgrade() else { return };
             let now = state.clock.now();
             state.store().purge_expired(now);
+            if let Some(signer) = state.signer.get() {
+                signer.purge_verified(now);
+            }
         }
     });
 }

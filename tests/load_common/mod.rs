@@ -86,6 +86,7 @@ pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> Load
         max_regression: None,
         report_dir: Some(report_dir.to_owned()),
         progress_every: "5s".into(),
+        threads: None,
     }
 }
 
