@@ -51,9 +51,11 @@ pub struct PoolUser {
 /// The users of one flow, least recently used first.
 pub struct Pool {
     users: Mutex<VecDeque<PoolUser>>,
-    /// Flows without a user: each start gets a copy of this one prepared entry, taken
-    /// without the lock.
+    /// Flows without a user: each start gets a copy of this one prepared entry. Copies are
+    /// recycled: a finished flow's copy is reset to the entry (its captures dropped) and
+    /// kept for a later start, so a start costs no deep copy.
     shared: Option<PoolUser>,
+    spare: Mutex<Vec<PoolUser>>,
     single_use: bool,
     uses_totp: bool,
 }
@@ -68,23 +70,54 @@ impl Pool {
     }
 
     /// A user ready to run the flow now (for TOTP flows: not used in the current step).
-    fn take(&self, current_step: u64) -> Option<PoolUser> {
+    fn take(&self, current_step: impl FnOnce() -> u64) -> Option<PoolUser> {
         if let Some(entry) = &self.shared {
-            return Some(entry.clone());
+            let recycled = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            return Some(recycled.unwrap_or_else(|| entry.clone()));
         }
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let ready = users
             .front()
-            .is_some_and(|u| !self.uses_totp || u.last_step.is_none_or(|s| current_step > s));
+            .is_some_and(|u| !self.uses_totp || u.last_step.is_none_or(|s| current_step() > s));
         if ready { users.pop_front() } else { None }
     }
 
-    fn give_back(&self, user: PoolUser) {
-        if !self.single_use && self.shared.is_none() {
+    fn give_back(&self, mut user: PoolUser) {
+        if let Some(entry) = &self.shared {
+            reset_to(&mut user.vars, &entry.vars);
+            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < MAX_SPARE {
+                spare.push(user);
+            }
+            return;
+        }
+        if !self.single_use {
             self.users
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push_back(user);
+        }
+    }
+}
+
+/// Recycled copies of a shared entry kept at most.
+const MAX_SPARE: usize = 4096;
+
+/// Makes `copy` (a flow's variables, started as a copy of `entry`) equal to `entry` again:
+/// captures dropped, overwritten values restored. Only what differs is copied.
+fn reset_to(copy: &mut Value, entry: &Value) {
+    let (Value::Object(copy), Value::Object(entry)) = (&mut *copy, entry) else {
+        *copy = entry.clone();
+        return;
+    };
+    copy.retain(|k, _| entry.contains_key(k));
+    for (k, v) in entry {
+        match copy.get_mut(k) {
+            Some(mine) if mine == v => {}
+            Some(mine) => *mine = v.clone(),
+            None => {
+                copy.insert(k.clone(), v.clone());
+            }
         }
     }
 }
@@ -153,6 +186,7 @@ pub async fn provision(
     Ok(Pool {
         users: Mutex::new(users),
         shared,
+        spare: Mutex::new(Vec::new()),
         single_use: flow.single_use,
         uses_totp: flow.uses_totp,
     })
@@ -233,7 +267,9 @@ async fn run_flow(
     }
     let end = Instant::now();
     user.vars = std::mem::take(&mut session.vars);
-    user.last_step = Some(shared.current_step());
+    if flow.uses_totp {
+        user.last_step = Some(shared.current_step());
+    }
     recorder.lock().unwrap_or_else(|e| e.into_inner()).flow(
         end - intended,
         end - actual,
@@ -288,7 +324,7 @@ async fn closed(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
-                let Some(mut user) = shared.pools[index].take(shared.current_step()) else {
+                let Some(mut user) = shared.pools[index].take(|| shared.current_step()) else {
                     // Every user of the pool is cooling down (one-time codes) or used up.
                     recorder
                         .lock()
@@ -326,10 +362,10 @@ async fn open(
     let start = tokio::time::Instant::now();
     let mut offset = Duration::ZERO;
     let mut next_flow = 0usize;
-    let mut set = tokio::task::JoinSet::new();
     // Starts fall where the integral of the rate reaches the next whole flow, so a ramp
     // from zero starts on time instead of waiting 1/rate at its first tiny rate.
     let mut credit = if ramp { 0.0_f64 } else { 1.0 };
+    let mut starts = super::metrics::Starts::default();
     let level = |t: Duration| {
         if ramp {
             plan.level_at(t, true)
@@ -355,31 +391,25 @@ async fn open(
         }
         credit = (credit - 1.0).max(0.0);
         let intended = start + offset;
-        tokio::time::sleep_until(intended).await;
-        while set.try_join_next().is_some() {}
-        {
-            let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
-            r.starts.scheduled += 1;
-            if intended.elapsed() > Duration::from_millis(10) {
-                r.starts.late += 1;
-            }
+        // Only a start still ahead waits on a timer: at thousands of starts a second the
+        // timer wakes once a millisecond and the starts already due go at once.
+        let now = tokio::time::Instant::now();
+        if intended > now {
+            tokio::time::sleep_until(intended).await;
+        }
+        // (Counted here, added to the recorder when the phase ends: no lock per start.)
+        starts.scheduled += 1;
+        if intended.elapsed() > Duration::from_millis(10) {
+            starts.late += 1;
         }
         if shared.in_flight.load(Ordering::SeqCst) >= shared.max_in_flight {
-            recorder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .starts
-                .dropped_in_flight += 1;
+            starts.dropped_in_flight += 1;
             continue;
         }
         let index = next_flow % shared.flows.len();
         next_flow += 1;
-        let Some(mut user) = shared.pools[index].take(shared.current_step()) else {
-            recorder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .starts
-                .dropped_pool += 1;
+        let Some(mut user) = shared.pools[index].take(|| shared.current_step()) else {
+            starts.dropped_pool += 1;
             continue;
         };
         if !shared.claim(plan.iterations) {
@@ -387,16 +417,45 @@ async fn open(
             shared.stop.store(true, Ordering::SeqCst);
             break;
         }
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (shared, recorder) = (shared.clone(), recorder.clone());
+        // Detached tasks (no JoinSet: its bookkeeping takes a lock per start and per end);
+        // the phase ends when the in-flight count, kept by a guard that also runs if a
+        // flow panics, is back to zero.
+        let guard = InFlight::enter(&shared);
+        let recorder = recorder.clone();
         let intended = intended.into_std();
-        set.spawn(async move {
-            run_flow(&shared, index, &mut user, intended, &recorder).await;
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let shared = &guard.0;
+            run_flow(shared, index, &mut user, intended, &recorder).await;
             shared.pools[index].give_back(user);
+            drop(guard);
         });
     }
-    while set.join_next().await.is_some() {}
+    {
+        let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
+        r.starts.scheduled += starts.scheduled;
+        r.starts.late += starts.late;
+        r.starts.dropped_in_flight += starts.dropped_in_flight;
+        r.starts.dropped_pool += starts.dropped_pool;
+    }
+    while shared.in_flight.load(Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// One flow in flight (open model): counted in `Shared::in_flight` until dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Users a flow needs to sustain `rate` flows/s when one flow takes `flow_time`: a TOTP
@@ -416,4 +475,23 @@ pub fn pool_needed(flow: &FlowDef, rate: f64, flow_time: Duration, total_flows: 
             0.0
         };
     (rate * busy * 1.1).ceil() as usize + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_recycled_copy_is_the_entry_again() {
+        let entry = json!({"target": {"client_id": "c"}, "vars": {"token": "t"}});
+        let mut copy = entry.clone();
+        copy["mfa_token"] = json!("captured");
+        copy["vars"] = json!({"token": "overwritten"});
+        reset_to(&mut copy, &entry);
+        assert_eq!(copy, entry);
+        let mut odd = json!("not an object");
+        reset_to(&mut odd, &entry);
+        assert_eq!(odd, entry);
+    }
 }
