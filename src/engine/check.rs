@@ -343,9 +343,17 @@ fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<
 }
 
 /// Extracts a capture: the first node of a JSONPath (strings as is, other values as JSON),
-/// or a header.
-pub fn capture(capture: &Capture, observed: &Observed) -> Result<Value, String> {
+/// a header, or a field of the body the step sent.
+pub fn capture(
+    capture: &Capture,
+    observed: &Observed,
+    sent: Option<&Value>,
+) -> Result<Value, String> {
     match capture {
+        Capture::Sent { sent: field } => sent
+            .and_then(|body| body.get(field))
+            .cloned()
+            .ok_or_else(|| format!("the request sent no body field {field}")),
         Capture::Path(path) => observed
             .select(path)?
             .cloned()

@@ -236,8 +236,8 @@ pub struct Session<'a> {
     ctx: &'a RunContext,
     pub redactor: Redactor,
     pub vars: Value,
-    /// Load mode: the body fields of the last request, learnt as secrets only if one of
-    /// its checks fails.
+    /// The body fields of the last request (for `sent` captures; load mode learns them as
+    /// secrets only if one of its checks fails).
     sent: Option<Value>,
 }
 
@@ -366,8 +366,8 @@ impl<'a> Session<'a> {
         {
             // Lean mode learns this exchange's secrets only when a failure will show it:
             // the fields it sent (a computed OTP) and the response's.
-            if let Some(sent) = self.sent.take() {
-                self.redactor.add_from_json(&sent);
+            if let Some(sent) = &self.sent {
+                self.redactor.add_from_json(sent);
             }
             if let Some(json) = &observed.json {
                 self.redactor.add_from_json(json);
@@ -378,7 +378,7 @@ impl<'a> Session<'a> {
             }
         }
         for (capture_name, capture) in &step.capture {
-            match check::capture(capture, &observed) {
+            match check::capture(capture, &observed, self.sent.as_ref()) {
                 Ok(value) => {
                     if is_sensitive(capture_name) {
                         self.redactor.add_from_json(&json!({"secret": value}));
@@ -620,10 +620,9 @@ impl<'a> Session<'a> {
             needs_json: !lean || needs_json(step),
             needs_headers: !lean || needs_headers(step),
         };
-        if lean {
-            // Learnt only if a check fails (see `step_in`).
-            self.sent = sent;
-        }
+        // For `sent` captures, and in load mode learnt as secrets only if a check fails
+        // (see `step_in`).
+        self.sent = sent;
         // `-v` logs each exchange's request line and status, `-vv` its headers and bodies,
         // all redacted. Load mode (lean) logs nothing: it learns secrets only on failures.
         let log = (!lean && tracing::enabled!(tracing::Level::INFO))

@@ -232,6 +232,9 @@ pub enum Capture {
     Path(String),
     /// A response header.
     Header { header: String },
+    /// A field of the body this step sent, as rendered (e.g. the TOTP code it computed, to
+    /// present exactly that code again later).
+    Sent { sent: String },
 }
 
 #[derive(
