@@ -56,6 +56,9 @@ pub struct Pool {
     /// kept for a later start, so a start costs no deep copy.
     shared: Option<PoolUser>,
     spare: Mutex<Vec<PoolUser>>,
+    /// Variables the measured steps assign (captures, new users): what a recycled copy
+    /// must have reset.
+    assigned: Vec<String>,
     single_use: bool,
     uses_totp: bool,
 }
@@ -84,7 +87,7 @@ impl Pool {
 
     fn give_back(&self, mut user: PoolUser) {
         if let Some(entry) = &self.shared {
-            reset_to(&mut user.vars, &entry.vars);
+            reset_to(&mut user.vars, &entry.vars, &self.assigned);
             let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
             if spare.len() < MAX_SPARE {
                 spare.push(user);
@@ -103,20 +106,21 @@ impl Pool {
 /// Recycled copies of a shared entry kept at most.
 const MAX_SPARE: usize = 4096;
 
-/// Makes `copy` (a flow's variables, started as a copy of `entry`) equal to `entry` again:
-/// captures dropped, overwritten values restored. Only what differs is copied.
-fn reset_to(copy: &mut Value, entry: &Value) {
+/// Makes `copy` (a flow's variables, started as a copy of `entry`) equal to `entry` again,
+/// given the names the flow may have assigned: those are dropped, or restored from the
+/// entry. Nothing else is compared or copied.
+fn reset_to(copy: &mut Value, entry: &Value, assigned: &[String]) {
     let (Value::Object(copy), Value::Object(entry)) = (&mut *copy, entry) else {
         *copy = entry.clone();
         return;
     };
-    copy.retain(|k, _| entry.contains_key(k));
-    for (k, v) in entry {
-        match copy.get_mut(k) {
-            Some(mine) if mine == v => {}
-            Some(mine) => *mine = v.clone(),
+    for name in assigned {
+        match entry.get(name) {
+            Some(original) => {
+                copy.insert(name.clone(), original.clone());
+            }
             None => {
-                copy.insert(k.clone(), v.clone());
+                copy.shift_remove(name);
             }
         }
     }
@@ -187,6 +191,14 @@ pub async fn provision(
         users: Mutex::new(users),
         shared,
         spare: Mutex::new(Vec::new()),
+        assigned: flow
+            .scenario
+            .scenario
+            .steps
+            .iter()
+            .flat_map(|step| step.capture.keys().chain(step.new_user.as_ref()))
+            .cloned()
+            .collect(),
         single_use: flow.single_use,
         uses_totp: flow.uses_totp,
     })
@@ -485,13 +497,14 @@ mod tests {
     #[test]
     fn a_recycled_copy_is_the_entry_again() {
         let entry = json!({"target": {"client_id": "c"}, "vars": {"token": "t"}});
+        let assigned = ["mfa_token".to_owned(), "vars".to_owned()];
         let mut copy = entry.clone();
         copy["mfa_token"] = json!("captured");
         copy["vars"] = json!({"token": "overwritten"});
-        reset_to(&mut copy, &entry);
+        reset_to(&mut copy, &entry, &assigned);
         assert_eq!(copy, entry);
         let mut odd = json!("not an object");
-        reset_to(&mut odd, &entry);
+        reset_to(&mut odd, &entry, &assigned);
         assert_eq!(odd, entry);
     }
 }
