@@ -83,28 +83,5 @@ async fn an_interrupted_run_writes_its_report_and_exits_130() {
         "{output_text}"
     );
 
-    let report = report(&reports);
-    assert_eq!(report["interrupted"], true, "{report:#}");
-    let flows = report["flows"]["count"].as_u64().unwrap();
-    // About 2 s at 50/s; every flow the target saw after the calibration one was counted.
-    assert!((60..=200).contains(&flows), "{flows} flows\n{report:#}");
-    assert_eq!(
-        flows,
-        seen.load(Ordering::SeqCst) - 1,
-        "{:#}",
-        report["starts"]
-    );
-    assert_eq!(report["flows"]["failed"], 0);
-    let measured = report["duration_s"].as_f64().unwrap();
-    assert!(
-        (1.5..10.0).contains(&measured),
-        "measured {measured} s of a 60-s plan"
-    );
-    assert_eq!(timeline_flows(&report), flows, "{:#}", report["timeline"]);
-    let hlog = hlog_counts(&reports.join("load.hlog"));
-    assert_eq!(hlog.get("flow").map(|c| c.1), Some(flows), "{hlog:?}");
-    let markdown = std::fs::read_to_string(reports.join("load.md")).unwrap();
-    assert!(markdown.contains("**Interrupted**"), "{markdown}");
-    let html = std::fs::read_to_string(reports.join("load.html")).unwrap();
-    assert!(html.contains("<b>interrupted</b>"));
+    assert_interrupted_reports(&reports, seen.load(Ordering::SeqCst));
 }

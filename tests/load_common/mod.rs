@@ -194,3 +194,28 @@ pub fn cli(suite: &Path, profile: &Path, reports: &Path, extra: &[&str]) -> Vec<
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
+
+/// The reports of a load run stopped by a signal after the target saw `seen` requests
+/// (one of them the calibration flow's, at 50/s for about 2 s): `interrupted: true`, every
+/// flow the target saw counted once, in the timeline and the interval log too, and the
+/// Markdown and HTML reports saying so.
+pub fn assert_interrupted_reports(reports: &Path, seen: u64) {
+    let report = report(reports);
+    assert_eq!(report["interrupted"], true, "{report:#}");
+    let flows = report["flows"]["count"].as_u64().unwrap();
+    assert!((60..=200).contains(&flows), "{flows} flows\n{report:#}");
+    assert_eq!(flows, seen - 1, "{:#}", report["starts"]);
+    assert_eq!(report["flows"]["failed"], 0);
+    let measured = report["duration_s"].as_f64().unwrap();
+    assert!(
+        (1.5..10.0).contains(&measured),
+        "measured {measured} s of a 60-s plan"
+    );
+    assert_eq!(timeline_flows(&report), flows, "{:#}", report["timeline"]);
+    let hlog = hlog_counts(&reports.join("load.hlog"));
+    assert_eq!(hlog.get("flow").map(|c| c.1), Some(flows), "{hlog:?}");
+    let markdown = std::fs::read_to_string(reports.join("load.md")).unwrap();
+    assert!(markdown.contains("**Interrupted**"), "{markdown}");
+    let html = std::fs::read_to_string(reports.join("load.html")).unwrap();
+    assert!(html.contains("<b>interrupted</b>"));
+}
