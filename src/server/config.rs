@@ -88,6 +88,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Authenticators a user may hold (active or not) before enrolling is refused.
     pub max_authenticators: usize,
+    /// Seconds a client has to send a request's whole head; a client that never finishes
+    /// (a stalled or slowloris client) is disconnected instead of holding the connection.
+    pub header_read_timeout_seconds: u64,
 }
 
 fn yes() -> bool {
@@ -150,6 +153,7 @@ impl Default for Limits {
             failed_code_refill_seconds: 360,
             max_body_bytes: 64 * 1024,
             max_authenticators: 51,
+            header_read_timeout_seconds: 30,
         }
     }
 }

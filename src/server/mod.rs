@@ -165,6 +165,8 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
     let service = app.into_make_service();
+    let header_timeout =
+        Duration::from_secs(options.config.limits.header_read_timeout_seconds.max(1));
     let scheme = if options.tls.is_some() {
         "https"
     } else {
@@ -181,7 +183,12 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
             let mut server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
             // Answer clients that half-close after the request (see the plain-HTTP branch).
-            server.http_builder().http1().half_close(true);
+            server
+                .http_builder()
+                .http1()
+                .half_close(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             (tokio::spawn(server.serve(service)), Some(material.cert_pem))
         }
         None => {
@@ -189,7 +196,14 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
             // A client may shut down its sending side once the request is out
             // (`shutdown(SHUT_WR)`); hyper's default then drops the connection without an
             // answer whenever it reads the end of stream before the handler has finished.
-            server.http_builder().http1().half_close(true);
+            // A client that never finishes its request head is cut off after
+            // `limits.header_read_timeout_seconds`.
+            server
+                .http_builder()
+                .http1()
+                .half_close(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             (tokio::spawn(server.serve(service)), None)
         }
     };
