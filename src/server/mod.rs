@@ -182,28 +182,12 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
             .await
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
             let mut server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
-            // Answer clients that half-close after the request (see the plain-HTTP branch).
-            server
-                .http_builder()
-                .http1()
-                .half_close(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
+            http1_settings(server.http_builder(), header_timeout);
             (tokio::spawn(server.serve(service)), Some(material.cert_pem))
         }
         None => {
             let mut server = axum_server::from_tcp(listener)?.handle(handle.clone());
-            // A client may shut down its sending side once the request is out
-            // (`shutdown(SHUT_WR)`); hyper's default then drops the connection without an
-            // answer whenever it reads the end of stream before the handler has finished.
-            // A client that never finishes its request head is cut off after
-            // `limits.header_read_timeout_seconds`.
-            server
-                .http_builder()
-                .http1()
-                .half_close(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
+            http1_settings(server.http_builder(), header_timeout);
             (tokio::spawn(server.serve(service)), None)
         }
     };
@@ -227,6 +211,22 @@ pub async fn start(addr: SocketAddr, options: ServeOptions) -> anyhow::Result<Ru
         handle,
         task,
     })
+}
+
+/// HTTP/1 settings of either listener. A client may shut down its sending side once the
+/// request is out (`shutdown(SHUT_WR)`); hyper's default then drops the connection without
+/// an answer whenever it reads the end of stream before the handler has finished, so
+/// half-closed connections are allowed. A client that never finishes its request head is
+/// cut off after `header_timeout` (`limits.header_read_timeout_seconds`).
+fn http1_settings(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: Duration,
+) {
+    builder
+        .http1()
+        .half_close(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
 }
 
 /// Drops expired `mfa_token`s and `oob_code`s every few seconds, so memory stays flat.
