@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
 use base64::Engine;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -13,7 +15,10 @@ use mfa_conform::load::LoadArgs;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mfa-conform");
@@ -218,4 +223,96 @@ pub fn assert_interrupted_reports(reports: &Path, seen: u64) {
     assert!(markdown.contains("**Interrupted**"), "{markdown}");
     let html = std::fs::read_to_string(reports.join("load.html")).unwrap();
     assert!(html.contains("<b>interrupted</b>"));
+}
+
+/// `GET /ping` counts the request, then answers at once for the first `fast` requests and
+/// never for the later ones. Returns the base URL and the count.
+pub async fn ping_server(fast: u64) -> (String, Arc<AtomicU64>) {
+    let seen = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route(
+            "/ping",
+            get(move |State(seen): State<Arc<AtomicU64>>| async move {
+                if seen.fetch_add(1, Ordering::SeqCst) >= fast {
+                    std::future::pending::<()>().await;
+                }
+                axum::Json(serde_json::json!({"ok": true}))
+            }),
+        )
+        .with_state(seen.clone());
+    (serve(app).await, seen)
+}
+
+/// Waits until the target has seen `count` requests (at most a minute).
+pub async fn wait_for_requests(seen: &AtomicU64, count: u64) {
+    let waiting = Instant::now();
+    while seen.load(Ordering::SeqCst) < count {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The binary with `args`, its output captured, killed if the test drops it.
+pub fn spawn_bin(args: &[String]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// `kill -SIGNAL pid`.
+pub fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Runs `load` at 50/s for a 60-s plan against a `/ping` target that always answers, sends
+/// `signal` once it has measured for about two seconds, and returns the process's output
+/// (which must come within 5 s of the signal), the report directory and the requests the
+/// target saw (the first is the calibration flow's).
+pub async fn signalled_load_run(tag: &str, signal: &str) -> (Output, PathBuf, u64) {
+    let (base_url, seen) = ping_server(u64::MAX).await;
+    let dir = tempdir(tag);
+    let (suite, profile) = write_suite(&dir, &base_url, "");
+    let reports = dir.join("reports");
+    let args = cli(
+        &suite,
+        &profile,
+        &reports,
+        &[
+            "--rate",
+            "50/s",
+            "--duration",
+            "60s",
+            "--progress-every",
+            "1s",
+        ],
+    );
+    let child = spawn_bin(&args);
+    let pid = child.id().unwrap();
+    // Once measured flows arrive the signal handlers are in place.
+    wait_for_requests(&seen, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kill(signal, pid);
+    let sent = Instant::now();
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the run stops soon after the signal")
+        .unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}\n{}",
+        sent.elapsed(),
+        describe(&output)
+    );
+    (output, reports, seen.load(Ordering::SeqCst))
 }
