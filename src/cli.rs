@@ -1,5 +1,6 @@
 //! Command-line interface: one subcommand per job.
 
+use crate::exit::Exit;
 use crate::server::config::ServerConfig;
 use crate::server::tls::TlsSource;
 use crate::server::{self, ServeOptions};
@@ -140,12 +141,6 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Exit codes (documented in the README).
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const BAD_INPUT: u8 = 2;
-}
-
 pub async fn main(cli: Cli) -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -156,15 +151,15 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Schema { kind } => schema(kind),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::BAD_INPUT)
+            Exit::BadInput.into()
         }
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let mut config = match &args.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
@@ -213,10 +208,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         stopper.stop();
     });
     running.wait().await?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-async fn run(args: RunArgs) -> u8 {
+async fn run(args: RunArgs) -> Exit {
     let options = crate::run::RunOptions {
         profile: args.profile,
         scenarios: args.scenarios,
@@ -241,23 +236,18 @@ async fn run(args: RunArgs) -> u8 {
             if let Some(dir) = &outcome.report_dir {
                 println!("reports: {}", dir.display());
             }
-            outcome.exit_code
+            outcome.exit
         }
-        Err(crate::run::BadInput(errors)) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            crate::run::exit::BAD_INPUT
-        }
+        Err(stop) => stop.report(),
     }
 }
 
-fn schema(kind: SchemaKind) -> anyhow::Result<u8> {
+fn schema(kind: SchemaKind) -> anyhow::Result<Exit> {
     let schema = match kind {
         SchemaKind::Scenario => schemars::schema_for!(crate::scenario::Scenario),
         SchemaKind::Profile => schemars::schema_for!(crate::target::TargetProfile),
         SchemaKind::Requirements => schemars::schema_for!(crate::scenario::Catalogue),
     };
     println!("{}", serde_json::to_string_pretty(&schema)?);
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

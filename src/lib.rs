@@ -3,15 +3,19 @@
 
 pub mod cli;
 pub mod engine;
+pub mod exit;
 pub mod load;
+pub mod output;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod select;
 pub mod server;
 pub mod signals;
 pub mod snapshot;
 pub mod target;
 pub mod totp;
+pub mod units;
 
 /// Makes aws-lc-rs the process's TLS crypto provider. Two providers (ring, from the HTTP
 /// client, and aws-lc-rs) are linked in, and rustls refuses to guess between them.

@@ -5,14 +5,14 @@
 use crate::engine::RunContext;
 use crate::engine::redact::Redactor;
 use crate::engine::result::{CheckStatus, ErrorKind, ScenarioResult, ScenarioStatus};
+use crate::exit::{Exit, Stop};
 use crate::report::{self, RunReport, TargetInfo};
 use crate::scenario::load::{LoadError, parse_yaml};
 use crate::scenario::model::Capability;
 use crate::scenario::{Suite, SuiteScenario};
-use crate::server::{self, RunningServer, ServeOptions, config};
+use crate::select::Filters;
 use crate::snapshot::{SnapshotOptions, SnapshotSink, SnapshotSummary};
-use crate::target::{Control, Hook, Target, TargetProfile, Tls};
-use globset::{Glob, GlobMatcher};
+use crate::target::Resolved;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,15 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
-
-/// Exit codes of `run` (README, "Exit codes").
-pub mod exit {
-    pub const PASSED: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-    pub const TARGET: u8 = 3;
-    pub const INTERRUPTED: u8 = crate::signals::INTERRUPTED;
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -60,44 +51,17 @@ pub struct ExpectedFailure {
 /// The outcome of a run: the report and the exit code.
 pub struct RunOutcome {
     pub report: RunReport,
-    pub exit_code: u8,
+    pub exit: Exit,
     pub report_dir: Option<PathBuf>,
     /// What happened to snapshots, when they were on.
     pub snapshots: Option<SnapshotSummary>,
 }
 
-/// Bad input: every error found, each naming file, line and column.
-#[derive(Debug)]
-pub struct BadInput(pub Vec<String>);
-
-/// The profile of the embedded reference server, on the given base URL.
-pub fn reference_target(base_url: &str) -> Target {
-    let hook = |path: &str| Some(Hook::Url(format!("{base_url}/__control/{path}")));
-    Target::new(
-        "reference".into(),
-        TargetProfile {
-            base_url: base_url.to_owned(),
-            client_id: Some(config::DEFAULT_CLIENT_ID.into()),
-            client_secret: Some(config::DEFAULT_CLIENT_SECRET.into()),
-            realm: Some(config::DEFAULT_REALM.into()),
-            audience: None,
-            capabilities: Capability::ALL.to_vec(),
-            control: Control {
-                users: hook("users"),
-                messages: hook("messages"),
-                clock: hook("clock"),
-            },
-            tls: Tls::default(),
-            timeout: None,
-        },
-    )
-    .expect("the reference profile is valid")
-}
-
-fn load_expected(path: &Path, suite: &Suite) -> Result<Vec<ExpectedFailure>, Vec<String>> {
+fn load_expected(path: &Path, suite: &Suite) -> Result<Vec<ExpectedFailure>, Stop> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
-    let list: Vec<ExpectedFailure> = parse_yaml(path, &text).map_err(|e| vec![e.to_string()])?;
+        .map_err(|e| Stop::bad(format!("{}: cannot read: {e}", path.display())))?;
+    let list: Vec<ExpectedFailure> =
+        parse_yaml(path, &text).map_err(|e| Stop::bad(e.to_string()))?;
     let unknown: Vec<String> = list
         .iter()
         .filter(|e| suite.requirement(&e.requirement).is_none())
@@ -112,85 +76,57 @@ fn load_expected(path: &Path, suite: &Suite) -> Result<Vec<ExpectedFailure>, Vec
     if unknown.is_empty() {
         Ok(list)
     } else {
-        Err(unknown)
+        Err(Stop::BadInput(unknown))
     }
 }
 
-fn matchers(names: &[String]) -> Result<Vec<GlobMatcher>, Vec<String>> {
-    names
-        .iter()
-        .map(|n| {
-            Glob::new(n)
-                .map(|g| g.compile_matcher())
-                .map_err(|e| format!("--name {n:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| vec![e])
+/// What a run needs before its first request: every input read and checked.
+struct Prepared {
+    suite: Suite,
+    expected: Vec<ExpectedFailure>,
+    selected: Vec<SuiteScenario>,
 }
 
-/// Which scenarios the filters select, in suite order.
-pub fn select<'a>(
-    suite: &'a Suite,
-    tags: &[String],
-    skip_tags: &[String],
-    names: &[GlobMatcher],
-) -> Vec<&'a SuiteScenario> {
-    suite
-        .scenarios
-        .iter()
-        .filter(|s| tags.is_empty() || s.scenario.tags.iter().any(|t| tags.contains(t)))
-        .filter(|s| !s.scenario.tags.iter().any(|t| skip_tags.contains(t)))
-        .filter(|s| names.is_empty() || names.iter().any(|m| m.is_match(&s.name)))
-        .collect()
+fn prepare(options: &RunOptions) -> Result<Prepared, Stop> {
+    let suite = Suite::load(&options.scenarios)
+        .map_err(|errors| Stop::BadInput(errors.iter().map(LoadError::to_string).collect()))?;
+    let expected = match &options.expected_failures {
+        Some(path) => load_expected(path, &suite)?,
+        None => Vec::new(),
+    };
+    let selector = Filters {
+        tags: options.tags.clone(),
+        skip_tags: options.skip_tags.clone(),
+        names: options.names.clone(),
+        ..Filters::default()
+    }
+    .compile("--name")?;
+    let selected = selector.select(&suite).into_iter().cloned().collect();
+    Ok(Prepared {
+        suite,
+        expected,
+        selected,
+    })
 }
 
 /// Runs the conformance suite.
-pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
+pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     let started_at = jiff::Timestamp::now();
     let started = Instant::now();
-    let suite = Suite::load(&options.scenarios)
-        .map_err(|errors| BadInput(errors.iter().map(LoadError::to_string).collect()))?;
-    let expected = match &options.expected_failures {
-        Some(path) => load_expected(path, &suite).map_err(BadInput)?,
-        None => Vec::new(),
-    };
-    let names = matchers(&options.names).map_err(BadInput)?;
-    let selected = select(&suite, &options.tags, &options.skip_tags, &names);
-
-    let mut embedded: Option<RunningServer> = None;
-    let target = match &options.profile {
-        Some(path) => Target::load(path).map_err(|e| BadInput(vec![e.to_string()]))?,
-        None => {
-            let running = server::start(
-                "127.0.0.1:0".parse().expect("valid address"),
-                ServeOptions {
-                    config: config::ServerConfig::default(),
-                    control: true,
-                    tls: None,
-                },
-            )
-            .await
-            .map_err(|e| {
-                BadInput(vec![format!(
-                    "starting the embedded reference server: {e:#}"
-                )])
-            })?;
-            let target = reference_target(&running.base_url);
-            embedded = Some(running);
-            target
-        }
-    };
-    let redactor = Redactor::default();
-    let context = Arc::new(
-        RunContext::new(target.clone(), &suite, redactor.clone()).map_err(|e| BadInput(vec![e]))?,
-    );
-    let mut snapshots = match SnapshotSink::new(&options.snapshots, &target, &suite) {
-        Ok(sink) => sink,
-        Err(e) => {
-            if let Some(server) = embedded {
-                server.shutdown().await;
-            }
-            return Err(BadInput(vec![e]));
+    let Prepared {
+        suite,
+        expected,
+        selected,
+    } = prepare(&options)?;
+    let resolved = Resolved::new(options.profile.as_deref()).await?;
+    let target = resolved.target.clone();
+    let context = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(Stop::bad);
+    let sink = SnapshotSink::new(&options.snapshots, &target, &suite).map_err(Stop::bad);
+    let (context, mut snapshots) = match (context, sink) {
+        (Ok(context), Ok(sink)) => (Arc::new(context), sink),
+        (Err(e), _) | (_, Err(e)) => {
+            resolved.shutdown().await;
+            return Err(e);
         }
     };
     // SIGINT or SIGTERM: no new scenario starts, the running ones finish, the reports
@@ -202,34 +138,14 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
         vec![stop.clone()],
         "no new scenarios; waiting for the running ones, then writing the reports for what ran",
     );
-    let results = execute(&context, &selected, &options, stop, snapshots.as_mut()).await;
+    let selected: Vec<&SuiteScenario> = selected.iter().collect();
+    let mut results = execute(&context, &selected, &options, stop, snapshots.as_mut()).await;
     // Reports are written next: from here a signal quits at once.
     interrupts.abort();
     let snapshots = snapshots.map(SnapshotSink::finish);
-    if let Some(server) = embedded {
-        server.shutdown().await;
-    }
+    resolved.shutdown().await;
 
-    let mut results = results;
-    let expected_reasons: HashMap<&str, &str> = expected
-        .iter()
-        .map(|e| (e.requirement.as_str(), e.reason.as_str()))
-        .collect();
-    for result in &mut results {
-        for step in &mut result.steps {
-            for check in &mut step.checks {
-                if check.status == CheckStatus::Failed
-                    && let Some(reason) = expected_reasons.get(check.requirement.as_str())
-                {
-                    check.status = CheckStatus::ExpectedFailure;
-                    check.expected_failure_reason = Some((*reason).to_owned());
-                }
-            }
-        }
-        result.settle(options.strict);
-    }
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
-    let expected_ids: Vec<String> = expected.iter().map(|e| e.requirement.clone()).collect();
+    settle_expected(&mut results, &expected, options.strict);
     let report = RunReport::summarise(
         &suite,
         report::RunMeta {
@@ -245,31 +161,62 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
             },
             started_at: started_at.to_string(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            interrupted: was_interrupted,
+            interrupted: interrupted.load(Ordering::SeqCst),
             strict: options.strict,
-            expected: expected_ids,
+            expected: expected.iter().map(|e| e.requirement.clone()).collect(),
         },
         results,
     );
-    let exit_code = exit_code(&report);
-    let report_dir = if let Some(path) = &options.json {
-        write_json_only(&report, path);
-        None
-    } else {
-        let dir = options.report_dir.clone().unwrap_or_else(|| {
-            PathBuf::from("reports").join(started_at.strftime("%Y%m%dT%H%M%SZ").to_string())
-        });
-        if let Err(e) = report::write_all(&report, &dir) {
-            eprintln!("error: cannot write reports to {}: {e}", dir.display());
-        }
-        Some(dir)
-    };
+    let exit = exit_code(&report);
+    let report_dir = write_reports(&report, &options, started_at);
     Ok(RunOutcome {
         report,
-        exit_code,
+        exit,
         report_dir,
         snapshots,
     })
+}
+
+/// Failed checks of a listed requirement become expected failures, with the list's reason.
+fn settle_expected(results: &mut [ScenarioResult], expected: &[ExpectedFailure], strict: bool) {
+    let reasons: HashMap<&str, &str> = expected
+        .iter()
+        .map(|e| (e.requirement.as_str(), e.reason.as_str()))
+        .collect();
+    for result in results {
+        for step in &mut result.steps {
+            for check in &mut step.checks {
+                if check.status == CheckStatus::Failed
+                    && let Some(reason) = reasons.get(check.requirement.as_str())
+                {
+                    check.status = CheckStatus::ExpectedFailure;
+                    check.expected_failure_reason = Some((*reason).to_owned());
+                }
+            }
+        }
+        result.settle(strict);
+    }
+}
+
+/// Writes `report.json` alone (`--json`), or every report into the report directory.
+fn write_reports(
+    report: &RunReport,
+    options: &RunOptions,
+    started_at: jiff::Timestamp,
+) -> Option<PathBuf> {
+    if let Some(path) = &options.json {
+        write_json_only(report, path);
+        return None;
+    }
+    let written = crate::output::report_dir(options.report_dir.as_deref(), started_at)
+        .and_then(|dir| report::write_all(report, &dir).map(|()| dir));
+    match written {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            eprintln!("error: cannot write the reports: {e}");
+            options.report_dir.clone()
+        }
+    }
 }
 
 fn write_json_only(report: &RunReport, path: &Path) {
@@ -282,9 +229,9 @@ fn write_json_only(report: &RunReport, path: &Path) {
 }
 
 /// 130 interrupted; 3 target or control unreachable; 1 a check failed; 0 passed.
-pub fn exit_code(report: &RunReport) -> u8 {
+pub fn exit_code(report: &RunReport) -> Exit {
     if report.interrupted {
-        return exit::INTERRUPTED;
+        return Exit::Interrupted;
     }
     let unreachable = report.scenarios.iter().any(|s| {
         s.error
@@ -297,11 +244,11 @@ pub fn exit_code(report: &RunReport) -> u8 {
             })
     });
     if unreachable {
-        exit::TARGET
+        Exit::Target
     } else if report.summary.failed > 0 {
-        exit::FAILED
+        Exit::Failed
     } else {
-        exit::PASSED
+        Exit::Ok
     }
 }
 

@@ -142,12 +142,74 @@ impl Target {
     }
 }
 
-/// `500ms`, `10s`, `2m`, `1h` (also combined: `1m30s`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let span: jiff::Span = text.trim().parse().ok()?;
-    let signed = jiff::SignedDuration::try_from(span).ok()?;
-    Duration::try_from(signed).ok()
+/// The profile of the embedded reference server, on the given base URL.
+pub fn reference(base_url: &str) -> Target {
+    use crate::server::config;
+    let hook = |path: &str| Some(Hook::Url(format!("{base_url}/__control/{path}")));
+    Target::new(
+        "reference".into(),
+        TargetProfile {
+            base_url: base_url.to_owned(),
+            client_id: Some(config::DEFAULT_CLIENT_ID.into()),
+            client_secret: Some(config::DEFAULT_CLIENT_SECRET.into()),
+            realm: Some(config::DEFAULT_REALM.into()),
+            audience: None,
+            capabilities: Capability::ALL.to_vec(),
+            control: Control {
+                users: hook("users"),
+                messages: hook("messages"),
+                clock: hook("clock"),
+            },
+            tls: Tls::default(),
+            timeout: None,
+        },
+    )
+    .expect("the reference profile is valid")
 }
+
+/// The target of a `run` or `load`: the profile's, or an embedded reference server started
+/// for this command (stopped by [`Resolved::shutdown`]).
+pub struct Resolved {
+    pub target: Target,
+    embedded: Option<crate::server::RunningServer>,
+}
+
+impl Resolved {
+    /// Loads the profile, or starts an embedded reference server on a free loopback port.
+    pub async fn new(profile: Option<&Path>) -> Result<Resolved, crate::exit::Stop> {
+        use crate::exit::Stop;
+        use crate::server::{self, ServeOptions};
+        if let Some(path) = profile {
+            let target = Target::load(path).map_err(|e| Stop::bad(e.to_string()))?;
+            return Ok(Resolved {
+                target,
+                embedded: None,
+            });
+        }
+        let running = server::start(
+            "127.0.0.1:0".parse().expect("valid address"),
+            ServeOptions {
+                control: true,
+                ..ServeOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| Stop::bad(format!("starting the embedded reference server: {e:#}")))?;
+        Ok(Resolved {
+            target: reference(&running.base_url),
+            embedded: Some(running),
+        })
+    }
+
+    /// Stops the embedded server, if one was started.
+    pub async fn shutdown(self) {
+        if let Some(server) = self.embedded {
+            server.shutdown().await;
+        }
+    }
+}
+
+pub use crate::units::parse_duration;
 
 /// Replaces `${NAME}` with the variable's value; an unset variable is an error at its line.
 fn substitute_env(
@@ -194,14 +256,6 @@ mod tests {
         let err = substitute_env(p, "a: 1\nb: ${MISSING}\n", lookup).unwrap_err();
         assert_eq!((err.line, err.column), (2, 4));
         assert!(err.message.contains("MISSING"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("ten"), None);
     }
 
     #[test]

@@ -118,14 +118,14 @@ async fn run(
     let (suite, profile) = write_suite(&dir, &base_url, "");
     let reports = dir.join("reports");
     let mut args = args(&suite, Some(&profile), &reports);
-    args.duration = Some(format!("{DURATION_S}s"));
+    args.duration = Some(format!("{DURATION_S}s").parse().unwrap());
     configure(&mut args);
-    let code = mfa_conform::load::main(args).await;
+    let code = mfa_conform::load::main(args).await.code();
     (code, report(&reports))
 }
 
 fn open_model(args: &mut mfa_conform::load::LoadArgs) {
-    args.rate = Some(format!("{RATE}/s"));
+    args.rate = Some(format!("{RATE}/s").parse().unwrap());
 }
 
 /// L(q) = S - (1 - q) N / r, in ms.

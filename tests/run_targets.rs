@@ -305,7 +305,7 @@ async fn run_with(
         ..RunOptions::default()
     })
     .await
-    .map_err(|e| e.0)
+    .map_err(|e| e.to_string())
     .unwrap();
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
@@ -317,7 +317,7 @@ async fn run_with(
         .filter(|r| r["status"] == "fail")
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect();
-    (outcome.exit_code, failed, report)
+    (outcome.exit.code(), failed, report)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -428,9 +428,9 @@ async fn no_secret_reaches_any_report_file() {
         ..RunOptions::default()
     })
     .await
-    .map_err(|e| e.0)
+    .map_err(|e| e.to_string())
     .unwrap();
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     let mut secrets = secrets.lock().unwrap().clone();
     secrets.push("mfa-conform-secret".into());
     secrets.retain(|s| s.len() >= 6);
@@ -472,7 +472,7 @@ async fn failure_output_reads_well() {
         ..RunOptions::default()
     })
     .await
-    .map_err(|e| e.0)
+    .map_err(|e| e.to_string())
     .unwrap();
     let terminal = mfa_conform::report::console::summary(&outcome.report);
     let markdown = std::fs::read_to_string(dir.join("reports/summary.md")).unwrap();

@@ -99,7 +99,7 @@ async fn an_extra_field_is_a_diff_and_a_pending_snapshot() {
     let outcome = setup
         .run_mutated(Mutation::ExtraField, snapshots(&setup.snaps, None))
         .await;
-    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(outcome.exit.code(), 1);
     let summary = outcome.snapshots.as_ref().unwrap();
     assert_eq!(
         (summary.mode, summary.matched, summary.differed),
@@ -132,7 +132,7 @@ async fn an_extra_field_is_a_diff_and_a_pending_snapshot() {
     let outcome = setup
         .run_mutated(Mutation::None, snapshots(&setup.snaps, None))
         .await;
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     assert!(files(&setup.snaps, ".snap.new").is_empty());
 }
 
@@ -142,7 +142,7 @@ async fn a_changed_status_is_a_diff() {
     let outcome = setup
         .run_mutated(Mutation::ChangedStatus, snapshots(&setup.snaps, None))
         .await;
-    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(outcome.exit.code(), 1);
     let (step, text) = setup.failure(&outcome);
     assert_eq!(step, "log in");
     insta::assert_snapshot!("changed_status", text);
@@ -161,7 +161,7 @@ async fn a_type_change_is_a_diff_in_exact_and_in_shape_mode() {
     let outcome = setup
         .run_mutated(Mutation::TypeChange, shape_against(&setup.snaps, "vendor"))
         .await;
-    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(outcome.exit.code(), 1);
     let (step, text) = setup.failure(&outcome);
     assert_eq!(step, "confirm");
     insta::assert_snapshot!("type_change_shape", text);
@@ -195,7 +195,7 @@ async fn shape_comparison_against_the_reference_profile() {
         &dir.join("r1"),
     )
     .await;
-    assert_eq!(outcome.exit_code, 0, "{:#?}", snapshot_checks(&outcome));
+    assert_eq!(outcome.exit.code(), 0, "{:#?}", snapshot_checks(&outcome));
     let checks = snapshot_checks(&outcome);
     assert_eq!(checks.len(), 3);
     for (_, _, check) in &checks {
@@ -273,7 +273,7 @@ async fn a_should_severity_makes_a_mismatch_a_warning() {
             },
         )
         .await;
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     assert_eq!(outcome.report.summary.warnings, 1);
     let (_, _, check) = snapshot_checks(&outcome)
         .into_iter()
@@ -295,7 +295,7 @@ async fn modes_new_only_record_and_off() {
 
     // compare: the missing one is pending, and fails.
     let outcome = setup.run(snapshots(&setup.snaps, None)).await;
-    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(outcome.exit.code(), 1);
     let summary = outcome.snapshots.as_ref().unwrap();
     assert_eq!((summary.matched, summary.missing), (2, 1));
     let (_, text) = setup.failure(&outcome);
@@ -306,7 +306,7 @@ async fn modes_new_only_record_and_off() {
     let outcome = setup
         .run(snapshots(&setup.snaps, Some(Mode::NewOnly)))
         .await;
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     let summary = outcome.snapshots.unwrap();
     assert_eq!((summary.matched, summary.written), (2, 1));
     assert!(setup.snaps.join(flow("confirm.snap")).is_file());
@@ -359,7 +359,7 @@ async fn modes_new_only_record_and_off() {
         )
         .await;
     assert!(outcome.snapshots.is_none());
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     assert!(snapshot_checks(&outcome).is_empty());
 }
 
@@ -410,8 +410,7 @@ async fn without_snapshots_a_run_is_unchanged_and_bad_options_are_refused() {
             .await
             .err()
             .expect("refused")
-            .0
-            .join("\n")
+            .to_string()
         }
     };
     let missing = bad(shape_against(&dir.join("none"), "reference")).await;

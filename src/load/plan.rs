@@ -1,7 +1,7 @@
 //! The load plan: model (closed VUs or open arrival rate), stages, duration, iterations,
 //! warmup, thresholds. From the command line or a YAML plan file.
 
-use crate::target::parse_duration;
+use crate::units::{Rate, Span};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -79,10 +79,10 @@ impl Plan {
 #[serde(deny_unknown_fields)]
 pub struct PlanFile {
     pub vus: Option<usize>,
-    pub rate: Option<String>,
-    pub duration: Option<String>,
+    pub rate: Option<Rate>,
+    pub duration: Option<Span>,
     pub iterations: Option<u64>,
-    pub warmup: Option<String>,
+    pub warmup: Option<Span>,
     pub stages: Option<Vec<StageSpec>>,
     #[serde(default)]
     pub thresholds: Vec<String>,
@@ -92,37 +92,8 @@ pub struct PlanFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
-    pub duration: String,
+    pub duration: Span,
     pub target: String,
-}
-
-/// `200`, `200/s`, `12000/m`.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let text = text.trim();
-    let (number, per) = match text.split_once('/') {
-        Some((n, unit)) => (n.trim(), unit.trim()),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a rate (write e.g. 200/s)"))?;
-    let seconds = match per {
-        "s" | "sec" | "1s" => 1.0,
-        "m" | "min" | "1m" => 60.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown rate unit {other:?} (use /s or /m)"
-            ));
-        }
-    };
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("{text:?}: a rate must be zero or more"));
-    }
-    Ok(value / seconds)
-}
-
-fn duration(text: &str, what: &str) -> Result<Duration, String> {
-    parse_duration(text).ok_or_else(|| format!("{what} {text:?} is not a duration (e.g. 30s, 2m)"))
 }
 
 /// `30s:100/s,2m:500/s,30s:0/s` (open) or `30s:10,1m:50` (closed).
@@ -133,34 +104,34 @@ pub fn parse_stages(text: &str, model: Model) -> Result<Vec<Stage>, String> {
             let (d, target) = part
                 .split_once(':')
                 .ok_or_else(|| format!("stage {part:?}: write DURATION:TARGET, e.g. 30s:100/s"))?;
-            stage(d, target, model)
+            let d = d
+                .parse::<Span>()
+                .map_err(|e| format!("stage duration {e}"))?;
+            stage(d.0, target, model)
         })
         .collect()
 }
 
-fn stage(d: &str, target: &str, model: Model) -> Result<Stage, String> {
+fn stage(duration: Duration, target: &str, model: Model) -> Result<Stage, String> {
     let target = match model {
-        Model::Open => parse_rate(target)?,
+        Model::Open => target.parse::<Rate>()?.0,
         Model::Closed => target
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("stage target {target:?}: a number of virtual users"))?
             as f64,
     };
-    Ok(Stage {
-        duration: duration(d.trim(), "stage duration")?,
-        target,
-    })
+    Ok(Stage { duration, target })
 }
 
 /// The settings as given (command line over plan file), before they become a [`Plan`].
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput {
     pub vus: Option<usize>,
-    pub rate: Option<String>,
-    pub duration: Option<String>,
+    pub rate: Option<Rate>,
+    pub duration: Option<Duration>,
     pub iterations: Option<u64>,
-    pub warmup: Option<String>,
+    pub warmup: Option<Duration>,
     pub stages: Option<String>,
     pub stage_list: Option<Vec<StageSpec>>,
 }
@@ -190,15 +161,15 @@ impl PlanInput {
             parse_stages(text, model)?
         } else if let Some(list) = &self.stage_list {
             list.iter()
-                .map(|s| stage(&s.duration, &s.target, model))
+                .map(|s| stage(s.duration.0, &s.target, model))
                 .collect::<Result<_, _>>()?
         } else {
             let level = match model {
-                Model::Open => parse_rate(self.rate.as_deref().unwrap_or("10"))?,
+                Model::Open => self.rate.map_or(10.0, |r| r.0),
                 Model::Closed => self.vus.unwrap_or(1) as f64,
             };
-            let length = match (&self.duration, self.iterations) {
-                (Some(d), _) => duration(d, "--duration")?,
+            let length = match (self.duration, self.iterations) {
+                (Some(d), _) => d,
                 // Iterations alone: run until they are done (a day is the safety net).
                 (None, Some(_)) => Duration::from_secs(86_400),
                 (None, None) => Duration::from_secs(10),
@@ -214,10 +185,7 @@ impl PlanInput {
         if model == Model::Closed && stages.iter().all(|s| s.target < 1.0) {
             return Err("the closed model needs at least one virtual user".into());
         }
-        let warmup = match &self.warmup {
-            Some(w) => duration(w, "--warmup")?,
-            None => Duration::ZERO,
-        };
+        let warmup = self.warmup.unwrap_or(Duration::ZERO);
         Ok(Plan {
             model,
             stages,
@@ -233,10 +201,6 @@ mod tests {
 
     #[test]
     fn rates_and_stages() {
-        assert_eq!(parse_rate("200/s").unwrap(), 200.0);
-        assert_eq!(parse_rate("120/m").unwrap(), 2.0);
-        assert_eq!(parse_rate("50").unwrap(), 50.0);
-        assert!(parse_rate("fast").is_err());
         let stages = parse_stages("30s:100/s,2m:500/s,30s:0/s", Model::Open).unwrap();
         assert_eq!(stages.len(), 3);
         assert_eq!(stages[1].duration, Duration::from_secs(120));
@@ -264,7 +228,7 @@ mod tests {
     fn constant_plans() {
         let plan = PlanInput {
             vus: Some(8),
-            duration: Some("3s".into()),
+            duration: Some(Duration::from_secs(3)),
             ..PlanInput::default()
         }
         .build()
@@ -272,7 +236,7 @@ mod tests {
         assert_eq!(plan.model, Model::Closed);
         assert_eq!(plan.level_at(Duration::ZERO, false), 8.0);
         let plan = PlanInput {
-            rate: Some("25/s".into()),
+            rate: Some(Rate(25.0)),
             ..PlanInput::default()
         }
         .build()

@@ -72,7 +72,22 @@ fn parse_fraction(value: &str) -> Option<f64> {
     }
 }
 
+impl std::str::FromStr for Threshold {
+    type Err = String;
+    fn from_str(expr: &str) -> Result<Threshold, String> {
+        Threshold::parse(expr)
+    }
+}
+
 impl Threshold {
+    /// The step a `step:NAME:pN` threshold looks at.
+    pub fn step(&self) -> Option<&str> {
+        match &self.metric {
+            Metric::Step(name, _) => Some(name),
+            _ => None,
+        }
+    }
+
     pub fn parse(expr: &str) -> Result<Threshold, String> {
         let bad = |why: &str| {
             format!(

@@ -6,18 +6,12 @@
 use super::args::{Selection, SnapshotsAction, SnapshotsArgs};
 use super::diff;
 use super::file::{NEW_SUFFIX, SnapFile, snap_path};
+use crate::exit::Exit;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-/// Exit codes of `snapshots`.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-}
-
 /// Runs `mfa-conform snapshots` on the process's stdin and stdout.
-pub fn main(args: SnapshotsArgs) -> u8 {
+pub fn main(args: SnapshotsArgs) -> Exit {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut output = std::io::stdout().lock();
@@ -26,7 +20,7 @@ pub fn main(args: SnapshotsArgs) -> u8 {
         Err(message) => {
             let _ = output.flush();
             eprintln!("error: {message}");
-            exit::BAD_INPUT
+            Exit::BadInput
         }
     }
 }
@@ -38,7 +32,7 @@ pub fn run(
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     colour: bool,
-) -> Result<u8, String> {
+) -> Result<Exit, String> {
     let io = |e: std::io::Error| format!("cannot write to stdout: {e}");
     match args.action {
         SnapshotsAction::Review(selection) => {
@@ -56,7 +50,7 @@ pub fn run(
                 writeln!(output, "{} ({kind})", path.display()).map_err(io)?;
             }
             writeln!(output, "{} pending snapshot(s)", pending.len()).map_err(io)?;
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         SnapshotsAction::Accept(selection) => {
             settle_all(&pending(&selection, false)?, Decision::Accept, output).map_err(io)
@@ -137,7 +131,7 @@ fn settle_all(
     pending: &[PathBuf],
     decision: Decision,
     output: &mut dyn Write,
-) -> std::io::Result<u8> {
+) -> std::io::Result<Exit> {
     let verb = match decision {
         Decision::Accept => "accepted",
         Decision::Reject => "rejected",
@@ -153,7 +147,7 @@ fn settle_all(
         }
     }
     writeln!(output, "{verb} {} snapshot(s)", pending.len())?;
-    Ok(if failed { exit::FAILED } else { exit::OK })
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
 }
 
 /// What `review` shows for one pending snapshot: where it is, what step it is, and the
@@ -199,10 +193,10 @@ fn review(
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     colour: bool,
-) -> std::io::Result<u8> {
+) -> std::io::Result<Exit> {
     if pending.is_empty() {
         writeln!(output, "no pending snapshots")?;
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     let (mut accepted, mut rejected, mut skipped) = (0, 0, 0);
     let mut failed = false;
@@ -264,5 +258,5 @@ fn review(
         output,
         "\naccepted {accepted}, rejected {rejected}, skipped {skipped}"
     )?;
-    Ok(if failed { exit::FAILED } else { exit::OK })
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
 }

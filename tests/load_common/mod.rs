@@ -90,7 +90,7 @@ pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> Load
         baseline: None,
         max_regression: None,
         report_dir: Some(report_dir.to_owned()),
-        progress_every: "5s".into(),
+        progress_every: "5s".parse().unwrap(),
         threads: None,
     }
 }

@@ -347,7 +347,7 @@ pub async fn run_with(
         ..RunOptions::default()
     })
     .await
-    .map_err(|e| e.0)
+    .map_err(|e| e.to_string())
     .unwrap()
 }
 
