@@ -34,6 +34,8 @@ pub enum Command {
     Load(crate::load::LoadArgs),
     /// Review, accept or reject pending response snapshots (`.snap.new` files).
     Snapshots(crate::snapshot::SnapshotsArgs),
+    /// Write a commented target profile for a new implementation.
+    Init(crate::init::InitArgs),
     /// Print the JSON Schema of a file format, for editor validation and completion.
     Schema {
         /// Which format.
@@ -149,6 +151,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Load(args) => Ok(crate::load::main(args).await),
         Command::Snapshots(args) => Ok(crate::snapshot::review::main(args)),
         Command::Schema { kind } => schema(kind),
+        Command::Init(args) => Ok(crate::init::main(args)),
     };
     match result {
         Ok(exit) => exit.into(),

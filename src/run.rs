@@ -66,11 +66,18 @@ fn load_expected(path: &Path, suite: &Suite) -> Result<Vec<ExpectedFailure>, Sto
         .iter()
         .filter(|e| suite.requirement(&e.requirement).is_none())
         .map(|e| {
-            format!(
-                "{}: unknown requirement {:?} in the expected failures",
-                path.display(),
-                e.requirement
-            )
+            let (line, column) = position_of(&text, &e.requirement);
+            LoadError {
+                file: path.to_owned(),
+                line,
+                column,
+                message: format!(
+                    "unknown requirement {:?} in the expected failures",
+                    e.requirement
+                ),
+                snippet: String::new(),
+            }
+            .to_string()
         })
         .collect();
     if unknown.is_empty() {
@@ -78,6 +85,18 @@ fn load_expected(path: &Path, suite: &Suite) -> Result<Vec<ExpectedFailure>, Sto
     } else {
         Err(Stop::BadInput(unknown))
     }
+}
+
+/// The 1-based line and column of the first `requirement:` entry naming `id` in `text`.
+fn position_of(text: &str, id: &str) -> (u64, u64) {
+    text.lines()
+        .enumerate()
+        .find_map(|(index, line)| {
+            let key = line.find("requirement")?;
+            let at = key + line[key..].find(id)?;
+            Some((index as u64 + 1, at as u64 + 1))
+        })
+        .unwrap_or((1, 1))
 }
 
 /// What a run needs before its first request: every input read and checked.
@@ -325,4 +344,34 @@ async fn execute(
     }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_expected_failures_are_located() {
+        let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")).unwrap();
+        let dir = std::env::temp_dir().join(format!("mfa-conform-expected-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("expected.yaml");
+        std::fs::write(
+            &path,
+            "- {requirement: VERIFY-OTP, reason: known}\n- requirement: NO-SUCH-REQ\n  reason: typo\n",
+        )
+        .unwrap();
+        let Err(Stop::BadInput(errors)) = load_expected(&path, &suite) else {
+            panic!("refused");
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "{}:2:16: unknown requirement \"NO-SUCH-REQ\"",
+                path.display()
+            )),
+            "{errors:?}"
+        );
+    }
 }

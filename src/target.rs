@@ -105,7 +105,11 @@ impl Target {
     ) -> Result<Target, LoadError> {
         let raw = crate::scenario::load::normalize_line_breaks(raw);
         let text = substitute_env(path, &raw, env)?;
-        let profile: TargetProfile = parse_yaml(path, &text)?;
+        let mut profile: TargetProfile = parse_yaml(path, &text)?;
+        check_hooks(path, &text, &profile)?;
+        if let Some(dir) = path.parent() {
+            profile.resolve_paths(dir);
+        }
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -209,6 +213,98 @@ impl Resolved {
     }
 }
 
+impl TargetProfile {
+    /// Relative paths in a profile (`tls.ca_cert`, a hook command given as a path such as
+    /// `./hooks/sms.sh`) are relative to the profile's directory, not to where the command
+    /// runs. A bare command name (`python3`) is looked up on `PATH` as usual.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(ca) = &mut self.tls.ca_cert
+            && ca.is_relative()
+        {
+            *ca = dir.join(&*ca);
+        }
+        for hook in [
+            &mut self.control.users,
+            &mut self.control.messages,
+            &mut self.control.clock,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Hook::Command { command } = hook
+                && let Some(program) = command.first_mut()
+                && program.contains('/')
+                && Path::new(program.as_str()).is_relative()
+            {
+                *program = dir.join(&*program).to_string_lossy().into_owned();
+            }
+        }
+    }
+}
+
+/// The control hook each capability needs: codes sent by SMS, voice or email are read back
+/// through `messages`, clock scenarios move the clock through `clock`.
+fn needed_hook(capability: Capability) -> Option<&'static str> {
+    match capability {
+        Capability::Sms | Capability::Voice | Capability::Email => Some("messages"),
+        Capability::Clock => Some("clock"),
+        _ => None,
+    }
+}
+
+/// A capability claimed without the hook it needs is an error at the capability's line.
+fn check_hooks(path: &Path, text: &str, profile: &TargetProfile) -> Result<(), LoadError> {
+    for capability in &profile.capabilities {
+        let Some(hook) = needed_hook(*capability) else {
+            continue;
+        };
+        let present = match hook {
+            "messages" => profile.control.messages.is_some(),
+            _ => profile.control.clock.is_some(),
+        };
+        if !present {
+            let (line, column) = capability_position(text, capability.as_str());
+            return Err(LoadError {
+                file: path.to_owned(),
+                line,
+                column,
+                message: format!(
+                    "capability {} needs the control.{hook} hook (a URL or {{command: [...]}}), which this profile does not have",
+                    capability.as_str()
+                ),
+                snippet: String::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where `name` is listed under the top-level `capabilities:` key (1-based), or that key.
+fn capability_position(text: &str, name: &str) -> (u64, u64) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.starts_with("capabilities")) else {
+        return (1, 1);
+    };
+    let word = regex::Regex::new(&format!(r"(^|[\s\[,-]){}($|[\s\],])", regex::escape(name)))
+        .expect("valid regex");
+    for (index, line) in lines.iter().enumerate().skip(start) {
+        if index > start && !line.starts_with([' ', '\t', '-']) && !line.trim().is_empty() {
+            break;
+        }
+        let scanned = if index == start {
+            line.split_once(':').map_or("", |(_, rest)| rest)
+        } else {
+            line
+        };
+        if let Some(m) = word.find(scanned) {
+            let offset = line.len() - scanned.len();
+            let at = m.as_str().find(name).unwrap_or(0);
+            return (index as u64 + 1, (offset + m.start() + at) as u64 + 1);
+        }
+    }
+    (start as u64 + 1, 1)
+}
+
 pub use crate::units::parse_duration;
 
 /// Replaces `${NAME}` with the variable's value; an unset variable is an error at its line.
@@ -256,6 +352,40 @@ mod tests {
         let err = substitute_env(p, "a: 1\nb: ${MISSING}\n", lookup).unwrap_err();
         assert_eq!((err.line, err.column), (2, 4));
         assert!(err.message.contains("MISSING"));
+    }
+
+    #[test]
+    fn a_capability_without_its_hook_is_located() {
+        let text =
+            "base_url: http://x\ncapabilities:\n  - otp\n  - sms\ncontrol:\n  users: http://x/u\n";
+        let err = Target::parse(Path::new("p.yaml"), text, |_| None).unwrap_err();
+        assert_eq!((err.line, err.column), (4, 5), "{err}");
+        assert!(err.message.contains("control.messages"), "{}", err.message);
+        let flow = "base_url: http://x\ncapabilities: [otp, clock]\n";
+        let err = Target::parse(Path::new("p.yaml"), flow, |_| None).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 21), "{err}");
+        assert!(err.message.contains("control.clock"), "{}", err.message);
+        let fine =
+            "base_url: http://x\ncapabilities: [otp, sms]\ncontrol: {messages: http://x/m}\n";
+        assert!(Target::parse(Path::new("p.yaml"), fine, |_| None).is_ok());
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_profile() {
+        let text = "base_url: https://x\ncontrol:\n  users: {command: [./hooks/users.sh, a]}\n  messages: {command: [python3, m.py]}\ntls: {ca_cert: ca.pem}\n";
+        let target = Target::parse(Path::new("/etc/vendor/p.yaml"), text, |_| None).unwrap();
+        assert_eq!(
+            target.profile.tls.ca_cert.as_deref(),
+            Some(Path::new("/etc/vendor/ca.pem"))
+        );
+        let Some(Hook::Command { command }) = &target.profile.control.users else {
+            panic!("a command hook");
+        };
+        assert_eq!(command[0], "/etc/vendor/./hooks/users.sh");
+        let Some(Hook::Command { command }) = &target.profile.control.messages else {
+            panic!("a command hook");
+        };
+        assert_eq!(command[0], "python3", "a bare name stays a PATH lookup");
     }
 
     #[test]

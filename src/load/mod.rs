@@ -42,6 +42,7 @@ async fn load(args: LoadArgs) -> Result<Exit, Stop> {
     let suite = Suite::load(&args.scenarios)
         .map_err(|errors| Stop::BadInput(errors.iter().map(|e| e.to_string()).collect()))?;
     let selected = choose_flows(&args, &suite)?;
+    check_threshold_steps(&settings, &selected)?;
     let resolved = Resolved::new(args.profile.as_deref()).await?;
     let result = drive(&args, &settings, &suite, selected, &resolved.target).await;
     resolved.shutdown().await;
@@ -90,6 +91,38 @@ fn choose_flows(
         )));
     }
     Ok(selected)
+}
+
+/// A threshold on a step that none of the selected flows has can never be evaluated.
+fn check_threshold_steps(
+    settings: &Settings,
+    selected: &[crate::scenario::SuiteScenario],
+) -> Result<(), Stop> {
+    let steps: std::collections::BTreeSet<&str> = selected
+        .iter()
+        .flat_map(|s| s.scenario.steps.iter().map(|st| st.name.value.as_str()))
+        .collect();
+    let unknown: Vec<String> = settings
+        .thresholds
+        .iter()
+        .filter_map(|t| {
+            t.step()
+                .filter(|name| !steps.contains(name))
+                .map(|name| (t, name))
+        })
+        .map(|(t, name)| {
+            format!(
+                "threshold {:?}: no step {name:?} in the selected flows (steps: {})",
+                t.expr,
+                steps.iter().copied().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Stop::BadInput(unknown))
+    }
 }
 
 /// Runs the load against `target` and writes the reports; gives them and their directory.
