@@ -150,11 +150,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     };
     // SIGINT or SIGTERM: no new scenario starts, the running ones finish, the reports
     // cover what ran (`interrupted: true`) and the exit code is 130. A second signal quits.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupts = crate::signals::Interrupts::listen(
-        interrupted.clone(),
-        vec![stop.clone()],
+    let (interrupts, stop) = crate::signals::Interrupts::stopping(
         "no new scenarios; waiting for the running ones, then writing the reports for what ran",
     );
     let selected: Vec<&SuiteScenario> = selected.iter().collect();
@@ -180,7 +176,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
             },
             started_at: started_at.to_string(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            interrupted: interrupted.load(Ordering::SeqCst),
+            interrupted: interrupts.interrupted(),
             strict: options.strict,
             expected: expected.iter().map(|e| e.requirement.clone()).collect(),
         },

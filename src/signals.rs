@@ -129,6 +129,18 @@ impl Interrupts {
         Interrupts { state, flag, task }
     }
 
+    /// What `run` and `load` do: listen, with a fresh stop flag (given back) that the first
+    /// signal sets, so no new work starts.
+    pub fn stopping(message: &'static str) -> (Interrupts, Arc<AtomicBool>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let interrupts = Interrupts::listen(
+            Arc::new(AtomicBool::new(false)),
+            vec![stop.clone()],
+            message,
+        );
+        (interrupts, stop)
+    }
+
     /// Whether a signal arrived.
     pub fn interrupted(&self) -> bool {
         self.flag.load(Ordering::SeqCst)

@@ -51,13 +51,9 @@ impl Bench {
     /// Warms up, then measures; `load.hlog` goes into `report_dir`.
     pub async fn measure(&self, settings: &Settings, report_dir: &Path) -> Measured {
         let plan = &settings.plan;
-        let stop = Arc::new(AtomicBool::new(false));
-        let interrupted = Arc::new(AtomicBool::new(false));
         // SIGINT or SIGTERM: stop starting flows, wait for the running ones, write the report
         // for the time that ran; a second signal (or one after `abort()`) quits at once.
-        let signal = crate::signals::Interrupts::listen(
-            interrupted.clone(),
-            vec![stop.clone()],
+        let (signal, stop) = crate::signals::Interrupts::stopping(
             "no new flows; waiting for the running ones, then writing the report for the time that ran",
         );
         if !plan.warmup.is_zero() {
@@ -92,7 +88,7 @@ impl Bench {
             recorder,
             started_at,
             duration,
-            interrupted: interrupted.load(Ordering::SeqCst),
+            interrupted: signal.interrupted(),
         }
     }
 
