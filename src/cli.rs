@@ -34,6 +34,11 @@ pub enum Command {
     Load(crate::load::LoadArgs),
     /// Review, accept or reject pending response snapshots (`.snap.new` files).
     Snapshots(crate::snapshot::SnapshotsArgs),
+    /// The built-in suite: write it out to read or edit.
+    Scenarios {
+        #[command(subcommand)]
+        action: ScenariosAction,
+    },
     /// Write a commented target profile for a new implementation.
     Init(crate::init::InitArgs),
     /// Print the JSON Schema of a file format, for editor validation and completion.
@@ -41,6 +46,17 @@ pub enum Command {
         /// Which format.
         #[arg(value_enum, default_value = "scenario")]
         kind: SchemaKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScenariosAction {
+    /// Write the built-in scenarios, their catalogue and the reference snapshots to DIR.
+    Export {
+        dir: PathBuf,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -56,9 +72,11 @@ pub struct RunArgs {
     /// Target profile (YAML). Without it, an embedded reference server is started.
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    /// Directory of scenario files and requirements.yaml.
-    #[arg(long, default_value = "scenarios")]
-    pub scenarios: PathBuf,
+    /// Scenario files or directories (searched recursively; repeatable). Default: the
+    /// built-in suite. A `requirements.yaml` among them adds requirements to the built-in
+    /// catalogue (or, with a `version`, replaces it).
+    #[arg(long, value_name = "PATH")]
+    pub scenarios: Vec<PathBuf>,
     /// Only scenarios with this tag (repeatable: any of them).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -152,6 +170,9 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Snapshots(args) => Ok(crate::snapshot::review::main(args)),
         Command::Schema { kind } => schema(kind),
         Command::Init(args) => Ok(crate::init::main(args)),
+        Command::Scenarios {
+            action: ScenariosAction::Export { dir, force },
+        } => export(&dir, force),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -243,6 +264,22 @@ async fn run(args: RunArgs) -> Exit {
         }
         Err(stop) => stop.report(),
     }
+}
+
+fn export(dir: &std::path::Path, force: bool) -> anyhow::Result<Exit> {
+    let written = crate::suite::export(dir, force).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{e} (pass --force to replace the files)")
+        } else {
+            anyhow::anyhow!("cannot export to {}: {e}", dir.display())
+        }
+    })?;
+    eprintln!(
+        "wrote {written} files to {}; run them with --scenarios {}",
+        dir.display(),
+        dir.display()
+    );
+    Ok(Exit::Ok)
 }
 
 fn schema(kind: SchemaKind) -> anyhow::Result<Exit> {

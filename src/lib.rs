@@ -14,6 +14,7 @@ pub mod select;
 pub mod server;
 pub mod signals;
 pub mod snapshot;
+pub mod suite;
 pub mod target;
 pub mod totp;
 pub mod units;

@@ -25,7 +25,8 @@ use tracing::Instrument;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub profile: Option<PathBuf>,
-    pub scenarios: PathBuf,
+    /// Scenario files and directories; empty: the built-in suite.
+    pub scenarios: Vec<PathBuf>,
     pub tags: Vec<String>,
     pub skip_tags: Vec<String>,
     pub names: Vec<String>,
@@ -107,7 +108,7 @@ struct Prepared {
 }
 
 fn prepare(options: &RunOptions) -> Result<Prepared, Stop> {
-    let suite = Suite::load(&options.scenarios)
+    let suite = crate::suite::load(&options.scenarios)
         .map_err(|errors| Stop::BadInput(errors.iter().map(LoadError::to_string).collect()))?;
     let expected = match &options.expected_failures {
         Some(path) => load_expected(path, &suite)?,

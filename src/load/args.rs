@@ -10,9 +10,10 @@ pub struct LoadArgs {
     /// Target profile (YAML). Without it, an embedded reference server is started.
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    /// Directory of scenario files and requirements.yaml.
-    #[arg(long, default_value = "scenarios")]
-    pub scenarios: PathBuf,
+    /// Scenario files or directories (searched recursively; repeatable). Default: the
+    /// built-in suite.
+    #[arg(long, value_name = "PATH")]
+    pub scenarios: Vec<PathBuf>,
     /// Scenario to replay (repeatable; flows are mixed round-robin).
     #[arg(long = "scenario")]
     pub scenario: Vec<String>,
