@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod fuzzing;
 pub mod load;
 pub mod report;
 pub mod run;
