@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod fuzzing;
 pub mod init;
 pub mod load;
 pub mod output;
