@@ -218,7 +218,7 @@ async fn run_with(
     });
     let outcome = run(RunOptions {
         profile: Some(profile),
-        scenarios: dir.join("suite"),
+        scenarios: vec![dir.join("suite")],
         jobs: 4,
         report_dir: Some(dir.join("reports")),
         quiet: true,
@@ -342,7 +342,7 @@ async fn no_secret_reaches_any_report_file() {
     let profile = write_suite(&dir, &base_url, "[otp, recovery-code, sms]");
     let outcome = run(RunOptions {
         profile: Some(profile),
-        scenarios: dir.join("suite"),
+        scenarios: vec![dir.join("suite")],
         jobs: 2,
         report_dir: Some(dir.join("reports")),
         quiet: true,
@@ -386,7 +386,7 @@ async fn failure_output_reads_well() {
     let profile = write_suite(&dir, &base_url, "[otp, recovery-code]");
     let outcome = run(RunOptions {
         profile: Some(profile),
-        scenarios: dir.join("suite"),
+        scenarios: vec![dir.join("suite")],
         jobs: 1,
         report_dir: Some(dir.join("reports")),
         quiet: true,

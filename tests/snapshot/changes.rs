@@ -402,7 +402,7 @@ async fn without_snapshots_a_run_is_unchanged_and_bad_options_are_refused() {
         let suite = suite.clone();
         async move {
             mfa_conform::run::run(mfa_conform::run::RunOptions {
-                scenarios: suite,
+                scenarios: vec![suite],
                 quiet: true,
                 snapshots: options,
                 ..Default::default()

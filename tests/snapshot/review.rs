@@ -228,7 +228,7 @@ async fn a_reviewed_change_passes_the_next_run() {
     .await;
     *proxy.mutation.lock().unwrap() = Mutation::TypeChange;
     let outcome = run_with(&suite, Some(&profile), snapshots(&snaps, None), &reports).await;
-    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(outcome.exit.code(), 1);
 
     let output = mfa_conform(
         &["snapshots", "review", "--dir", snaps.to_str().unwrap()],
@@ -242,7 +242,7 @@ async fn a_reviewed_change_passes_the_next_run() {
     );
 
     let outcome = run_with(&suite, Some(&profile), snapshots(&snaps, None), &reports).await;
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit.code(), 0);
     assert_eq!(outcome.snapshots.unwrap().matched, 3);
     assert!(files(&snaps, ".snap.new").is_empty());
 }

@@ -41,7 +41,7 @@ pub async fn serve(app: Router) -> String {
 pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> LoadArgs {
     LoadArgs {
         profile: profile.map(Path::to_owned),
-        scenarios: scenarios.to_owned(),
+        scenarios: vec![scenarios.to_owned()],
         scenario: vec!["ping".into()],
         tags: Vec::new(),
         vus: None,

@@ -251,7 +251,7 @@ pub async fn run_with(
 ) -> RunOutcome {
     run(RunOptions {
         profile: profile.map(Path::to_owned),
-        scenarios: suite.to_owned(),
+        scenarios: vec![suite.to_owned()],
         jobs: 8,
         report_dir: Some(reports.to_owned()),
         quiet: true,
