@@ -25,7 +25,7 @@
 set -euo pipefail
 
 BENCH_NAME=bench
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$bench_root"
 

@@ -40,7 +40,7 @@
 set -euo pipefail
 
 BENCH_NAME=soak
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 helpers=$bench_dir/soak
 cd "$bench_root"

@@ -38,7 +38,7 @@
 set -euo pipefail
 
 BENCH_NAME=vs-wrk
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 helpers=$bench_dir/vs-wrk
 cd "$bench_root"
@@ -370,9 +370,10 @@ if [[ $hotspots == 1 ]] || { [[ $hotspots == auto ]] && goal_missed; }; then
                 strace_args+=(--strace-oha "$work/strace.oha.txt" --strace-oha-requests 20000)
             fi
         fi
+        cg_shown=${cg_cmd[*]//$work\//}
         hot=$("$python" "$helpers/hotspots.py" --inclusive "$work/callgrind.inclusive.txt" \
             --exclusive "$work/callgrind.exclusive.txt" --requests "$cg_requests" \
-            --command "valgrind --tool=callgrind mfa-conform ${cg_cmd[*]//$work\//}" "${scale_args[@]}" "${strace_args[@]}")
+            --command "valgrind --tool=callgrind mfa-conform ${cg_shown//$bench_root\//}" "${scale_args[@]}" "${strace_args[@]}")
         report meta --meta "$meta" "hotspots=$hot"
     else
         report meta --meta "$meta" "hotspots=valgrind not installed: no callgrind profile (apt-get install valgrind)"
