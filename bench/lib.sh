@@ -198,12 +198,14 @@ show_server_log() {
 }
 server_alive() { kill -0 "$server_pid" 2>/dev/null || { show_server_log; die "the server died"; }; }
 
-# real_pid PID: the mfa-conform process behind PID (setsid may fork; nice execs).
+# real_pid PID [NAME]: the process named NAME (default mfa-conform) that PID becomes or
+# starts (/usr/bin/time forks; setsid may fork; nice execs). Only that process is in the
+# new session: `boost` before it exists would raise the caller's own autogroup instead.
 real_pid() {
-    local p=$1 c
+    local p=$1 name=${2:-mfa-conform} c
     for _ in $(seq 1 300); do
         kill -0 "$p" 2>/dev/null || break
-        if [[ $(cat "/proc/$p/comm" 2>/dev/null) == mfa-conform ]]; then
+        if [[ $(cat "/proc/$p/comm" 2>/dev/null) == "${name:0:15}" ]]; then
             echo "$p"
             return 0
         fi

@@ -101,12 +101,8 @@ measure() {
     s0=$(server_ticks) m0=$(machine_ticks) t0=$(now_s)
     /usr/bin/time -f '%e %U %S %M' -o "$work/$tag.time" "${prio[@]}" "$@" >"$work/$tag.out" 2>"$work/$tag.err" </dev/null &
     tpid=$!
-    for _ in $(seq 1 200); do
-        child=$(pgrep -P "$tpid" | head -n1 || true)
-        [[ -n $child ]] && break
-        sleep 0.01
-    done
-    [[ -n $child ]] && boost "$child"
+    child=$(real_pid "$tpid" "$(basename "$1")" || true)
+    if [[ -n $child ]]; then boost "$child"; fi
     if [[ $mode != plain ]]; then
         while kill -0 "$tpid" 2>/dev/null && ! grep -q 'provisioned in' "$work/$tag.err" 2>/dev/null; do
             sleep 0.05
