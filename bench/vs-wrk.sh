@@ -37,10 +37,11 @@
 #   PYTHON=python3
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
-helpers=$here/vs-wrk
-cd "$root"
+BENCH_NAME=vs-wrk
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+helpers=$bench_dir/vs-wrk
+cd "$bench_root"
 
 soak=0
 hotspots=auto
@@ -51,7 +52,7 @@ for arg in "$@"; do
         --hotspots) hotspots=1 ;;
         --no-hotspots) hotspots=0 ;;
         --quick) quick=1 ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) usage "$0"; exit 0 ;;
         *) echo "vs-wrk: unknown argument $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -68,136 +69,23 @@ open_pool=${VSWRK_OPEN_POOL:-2000}
 flow_vus=${VSWRK_FLOW_VUS:-16}
 soak_duration=${VSWRK_SOAK_DURATION:-5m}
 want_oha=${VSWRK_OHA:-1}
-python=${PYTHON:-python3}
-if [[ $(id -u) -eq 0 ]]; then nice_level=${VSWRK_NICE:--10}; else nice_level=${VSWRK_NICE:-0}; fi
-prio=()
-if [[ $nice_level != 0 ]]; then
-    prio=(nice -n "$nice_level")
-    command -v setsid >/dev/null 2>&1 && prio=(setsid -w nice -n "$nice_level")
-fi
-# boost PID: the autogroup (Linux CFS groups tasks by session) of PID gets $nice_level.
-boost() {
-    [[ $nice_level != 0 && -w /proc/$1/autogroup ]] || return 0
-    echo "$nice_level" >"/proc/$1/autogroup" 2>/dev/null || true
-}
+if [[ $(id -u) -eq 0 ]]; then bench_priority "${VSWRK_NICE:--10}"; else bench_priority "${VSWRK_NICE:-0}"; fi
 today=$(date +%Y-%m-%d)
 out_md=${VSWRK_OUT:-bench/results/vs-wrk-$today.md}
-
-log() { echo "vs-wrk: $*" >&2; }
-die() { echo "vs-wrk: FAILED: $*" >&2; exit 1; }
-
-seconds_of() { # 10s, 2m, 500ms -> seconds (integer, rounded up)
-    local d=$1
-    case $d in
-        *ms) echo $(((${d%ms} + 999) / 1000)) ;;
-        *s) echo "${d%s}" ;;
-        *m) echo $((${d%m} * 60)) ;;
-        *h) echo $((${d%h} * 3600)) ;;
-        *) echo "$d" ;;
-    esac
-}
 (($(seconds_of "$soak_duration") <= 540)) || die "VSWRK_SOAK_DURATION=$soak_duration: at most 9m (the access token lives 600 s)"
 
-# --- tools -------------------------------------------------------------------------
-as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_install() {
-    if ((!apt_updated)); then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-if ! command -v wrk >/dev/null 2>&1; then log "installing wrk (apt-get)"; apt_install wrk; fi
-if [[ ! -x /usr/bin/time ]]; then log "installing time (apt-get)"; apt_install time; fi
-command -v "$python" >/dev/null 2>&1 || die "$python not found (set PYTHON)"
-
-oha_bin=
-oha_note=
-if [[ $want_oha != 0 ]]; then
-    if command -v oha >/dev/null 2>&1; then
-        oha_bin=$(command -v oha)
-    elif [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/oha ]]; then
-        oha_bin=${CARGO_HOME:-$HOME/.cargo}/bin/oha
-    else
-        log "installing oha (cargo install oha --locked; takes several minutes on 2 cores)"
-        if cargo install oha --locked --quiet; then
-            oha_bin=${CARGO_HOME:-$HOME/.cargo}/bin/oha
-        else
-            oha_note="oha could not be installed (cargo install oha --locked failed); wrk only"
-            log "$oha_note"
-        fi
-    fi
-else
-    oha_note="oha disabled (VSWRK_OHA=0)"
-fi
-
-# --- build -------------------------------------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/vs-wrk.XXXXXX")
-if [[ -n ${VSWRK_BIN:-} ]]; then
-    src_bin=$VSWRK_BIN
-    bin_note="$VSWRK_BIN (VSWRK_BIN, not rebuilt)"
-else
-    log "cargo build --release"
-    cargo build --release --quiet || die "cargo build --release failed (VSWRK_BIN=path/to/mfa-conform uses an existing binary)"
-    src_bin=target/release/mfa-conform
-    bin_note="target/release/mfa-conform (built by this run)"
-fi
-[[ -x $src_bin ]] || die "$src_bin not found"
-# A private copy: a rebuild during the benchmark must not swap the binary under it.
-bin=$work/mfa-conform
-cp "$src_bin" "$bin"
-
-# --- server ------------------------------------------------------------------------
+# --- tools, binary, server (bench/lib.sh) -----------------------------------------------
+bench_need_tools
+if [[ $want_oha == 0 ]]; then bench_find_oha 0; oha_note="oha disabled (VSWRK_OHA=0)"; else bench_find_oha 1; fi
+bench_commit "${VSWRK_BIN:-}"
+bench_workdir vs-wrk "${VSWRK_KEEP:-}"
+bench_binary "${VSWRK_BIN:-}"
+[[ -n ${VSWRK_BIN:-} ]] && bin_note="$VSWRK_BIN (VSWRK_BIN, not rebuilt)"
 results=$work/results.jsonl
 meta=$work/meta.json
-server_pid=
-
-cleanup() {
-    local rc=$?
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    if [[ ${VSWRK_KEEP:-} == 1 || $rc -ne 0 ]]; then
-        log "work directory kept: $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-show_server_log() {
-    echo "--- server stderr (last 30 lines) ---" >&2
-    tail -n 30 "$work/server.stderr" >&2 || true
-}
-
-"${prio[@]}" "$bin" serve --addr 127.0.0.1:0 >"$work/server.stdout" 2>"$work/server.stderr" </dev/null &
-server_pid=$!
-boost "$server_pid"
-base=
-deadline=$((SECONDS + 20))
-while ((SECONDS < deadline)); do
-    line=$(head -n1 "$work/server.stdout" 2>/dev/null || true)
-    if [[ $line =~ ^listening\ on\ (http://127\.0\.0\.1:[0-9]+) ]]; then
-        base=${BASH_REMATCH[1]}
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || { show_server_log; die "server exited before listening"; }
-    sleep 0.1
-done
-[[ -n $base ]] || { show_server_log; die "server did not print its address within 20 s"; }
-log "server at $base (pid $server_pid)"
-server_alive() { kill -0 "$server_pid" 2>/dev/null || { show_server_log; die "the server died"; }; }
+bench_serve
 
 # --- CPU accounting ----------------------------------------------------------------
-clk_tck=$(getconf CLK_TCK)
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-server_ticks() { proc_ticks "$server_pid"; }
-# busy (user nice system irq softirq steal), irq + softirq, steal
-machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $7 + $8, $9; exit}' /proc/stat; }
-now_s() { date +%s.%N; }
-rss_kib() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || true; }
-
 # measure TAG MODE CMD...: runs CMD under /usr/bin/time (stdout/stderr to $work/TAG.out/.err)
 # and sets `m` to key=value pairs for `report.py record`:
 #   gen_user_s gen_sys_s gen_maxrss_kib wall_s server_cpu_s server_cores gen_cores
@@ -208,17 +96,13 @@ rss_kib() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || true; }
 measure() {
     local tag=$1 mode=$2
     shift 2
-    local s0 m0 t0 s1 m1 t1 rc=0 tpid child= wg0= ws0= wm0= wt0= samples=
+    local s0 m0 t0 s1 m1 t1 rc=0 tpid child='' wg0='' ws0='' wm0='' wt0='' samples=''
     server_alive
     s0=$(server_ticks) m0=$(machine_ticks) t0=$(now_s)
     /usr/bin/time -f '%e %U %S %M' -o "$work/$tag.time" "${prio[@]}" "$@" >"$work/$tag.out" 2>"$work/$tag.err" </dev/null &
     tpid=$!
-    for _ in $(seq 1 200); do
-        child=$(pgrep -P "$tpid" | head -n1 || true)
-        [[ -n $child ]] && break
-        sleep 0.01
-    done
-    [[ -n $child ]] && boost "$child"
+    child=$(real_pid "$tpid" "$(basename "$1")" || true)
+    if [[ -n $child ]]; then boost "$child"; fi
     if [[ $mode != plain ]]; then
         while kill -0 "$tpid" 2>/dev/null && ! grep -q 'provisioned in' "$work/$tag.err" 2>/dev/null; do
             sleep 0.05
@@ -279,92 +163,31 @@ record() { # record [--tolerate-check-failures] --tool TOOL --output OUTPUT key=
     report record --results "$results" "$@" >/dev/null || die "a run had errors (see above); outputs in $work"
 }
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -z ${VSWRK_BIN:-} && -n $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-    commit="$commit (+ uncommitted changes in src/Cargo)"
-fi
-report meta --meta "$meta" \
-    "date=$today $(date +%H:%M:%S%z)" \
-    "commit=$commit" \
-    "machine=$(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB" \
-    "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    "load_before=$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "wrk=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
-    "oha=${oha_bin:+$("$oha_bin" --version 2>/dev/null | head -1)}${oha_note}" \
+bench_machine_meta
+report meta --meta "$meta" "${machine_meta[@]}" \
     "bin=$bin_note" \
     "duration=$duration" "repeat=$repeat" "conns=$conns" "flow_vus=$flow_vus" \
     "soak_duration=$soak_duration" \
     "notes=server and generators: nice $nice_level, each in its own session (setsid) whose autogroup has nice $nice_level, so neighbours' jobs yield to them"
 cmd_note() { report meta --meta "$meta" "commands+=$(printf '%s' "$1" | "$python" -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"; }
 
-# --- scenarios and profiles ----------------------------------------------------------
+# --- scenarios ----------------------------------------------------------------------
+# The profile is bench/profile.yaml (the server bench_serve started). The two measured
+# scenarios (bench/scenarios/authenticators*.yaml) carry the access token written in, so
+# they are written again with each new token (they live 600 s): fresh_token.
+#   authenticators: the request with the token written in `bearer:`, plus one unmeasured
+#     setup request. Builds before 9d0c1c9 treat a scenario without setup as single-use
+#     even with `user: false` (each flow uses up a pool user; the pool is sized to the
+#     whole run, capped at 100000, and closed-model users stop when it runs dry); with the
+#     setup, every build measures the same thing.
+#   authenticators-naive: the obvious spelling (token in `vars`, no setup); measured beside
+#     it in part 1 because it is what a user would write first.
 sc=$work/scenarios
-mkdir -p "$sc" "$work/reports"
-cat >"$sc/requirements.yaml" <<'EOF'
-version: "1.0.0"
-requirements:
-  - id: BENCH-LIST-200
-    area: management
-    text: GET /mfa/authenticators with a valid access token answers 200.
-    source: "bench/vs-wrk.sh"
-    level: must
-EOF
-cat >"$work/profile.yaml" <<EOF
-# The separate reference server started by bench/vs-wrk.sh.
-base_url: $base
-client_id: mfa-conform-client
-client_secret: mfa-conform-secret
-realm: Username-Password-Authentication
-capabilities: [otp, sms, voice, email, recovery-code, clock]
-control:
-  users: $base/__control/users
-  messages: $base/__control/messages
-  clock: $base/__control/clock
-EOF
-
+mkdir -p "$work/reports"
 token=
-# fresh_token: a new access token (they live 600 s) and the scenarios that carry it.
-#   authenticators.yaml: the request with the token written in `bearer:`, plus one
-#     unmeasured setup request. Builds before 9d0c1c9 treat a scenario without setup as
-#     single-use even with `user: false` (each flow uses up a pool user; the pool is sized
-#     to the whole run, capped at 100000, and closed-model users stop when it runs dry);
-#     with the setup, every build measures the same thing.
-#   authenticators-naive.yaml: the obvious spelling (token in `vars`, no setup); measured
-#     beside it in part 1 because it is what a user would write first.
 fresh_token() {
-    server_alive
-    token=$("$python" "$helpers/setup.py" token --base "$base") || die "access-token setup failed (see above)"
-    cat >"$sc/authenticators.yaml" <<EOF
-description: One GET /mfa/authenticators with a fixed access token (bench/vs-wrk.sh).
-user: false
-setup:
-  - name: check the token
-    request: {method: GET, path: /mfa/authenticators, bearer: "$token"}
-    checks:
-      - {req: BENCH-LIST-200, status: 200}
-steps:
-  - name: list
-    request:
-      method: GET
-      path: /mfa/authenticators
-      bearer: "$token"
-    checks:
-      - {req: BENCH-LIST-200, status: 200}
-EOF
-    cat >"$sc/authenticators-naive.yaml" <<EOF
-description: The same request, token in vars, no setup (bench/vs-wrk.sh).
-user: false
-vars:
-  token: "$token"
-steps:
-  - name: list
-    request:
-      method: GET
-      path: /mfa/authenticators
-      bearer: "{{ vars.token }}"
-    checks:
-      - {req: BENCH-LIST-200, status: 200}
-EOF
+    bench_token read:authenticators
+    bench_scenarios "$sc" "authenticators authenticators-naive" "TOKEN=$token"
 }
 url=$base/mfa/authenticators
 
@@ -384,7 +207,7 @@ run_ours() { # TAG BENCH REP SCENARIO [load args...]
     local tag=$1 bench=$2 rep=$3 scenario=$4 variant=ours
     shift 4
     [[ $scenario == authenticators-naive ]] && variant=ours-naive
-    measure "$tag" window "$bin" load --profile "$work/profile.yaml" --scenarios "$sc" \
+    measure "$tag" window "$bin" load --profile "$profile" --scenarios "$sc" \
         --scenario "$scenario" --report-dir "$work/reports/$tag" "$@"
     record --tool ours --output "$work/reports/$tag/load.json" "bench=$bench" "rep=$rep" \
         "variant=$variant" "${m[@]}"
@@ -465,7 +288,7 @@ cmd_note "mfa-conform load --profile profile.yaml --scenarios scenarios --scenar
 for rep in $(seq 1 "$repeat"); do
     log "part 3 (otp-login flows, $flow_vus VUs), run $rep/$repeat"
     tag=flows-$rep
-    measure "$tag" window "$bin" load --profile "$work/profile.yaml" --scenarios "$root/scenarios" \
+    measure "$tag" window "$bin" load --profile "$profile" --scenarios "$bench_root/scenarios" \
         --scenario otp-login --vus "$flow_vus" --duration "$duration" --report-dir "$work/reports/$tag"
     # A failed check here (e.g. a TOTP code that crossed a 30-s step boundary under load) is
     # a finding about the target or the scenario: reported, not fatal.
@@ -479,7 +302,7 @@ if ((soak)); then
     cmd_note "mfa-conform load --profile profile.yaml --scenarios SCENARIOS --scenario authenticators --rate $soak_rate/s --duration $soak_duration --pool $open_pool   # RSS: ps -o rss= every 10 s"
     log "part 4 (soak): $soak_duration open model at $soak_rate/s, RSS every 10 s"
     tag=soak
-    measure "$tag" soak "$bin" load --profile "$work/profile.yaml" --scenarios "$sc" \
+    measure "$tag" soak "$bin" load --profile "$profile" --scenarios "$sc" \
         --scenario authenticators --rate "$soak_rate/s" --duration "$soak_duration" --pool "$open_pool" \
         --report-dir "$work/reports/$tag"
     record --tool ours --output "$work/reports/$tag/load.json" bench=soak rep=1 "rate=$soak_rate" "${m[@]}"
@@ -506,7 +329,7 @@ if [[ $hotspots == 1 ]] || { [[ $hotspots == auto ]] && goal_missed; }; then
     if command -v valgrind >/dev/null 2>&1 && command -v callgrind_annotate >/dev/null 2>&1; then
         fresh_token
         log "part 5: callgrind on a short closed run (8 VUs, 3000 requests; ~20 s)"
-        cg_cmd=(load --profile "$work/profile.yaml" --scenarios "$sc" --scenario authenticators
+        cg_cmd=(load --profile "$profile" --scenarios "$sc" --scenario authenticators
             --vus 8 --iterations 3000 --duration 120s --report-dir "$work/reports/callgrind")
         valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$bin" "${cg_cmd[@]}" \
             >"$work/callgrind.stdout" 2>"$work/callgrind.stderr" || die "callgrind run failed (see $work/callgrind.stderr)"
@@ -528,7 +351,7 @@ if [[ $hotspots == 1 ]] || { [[ $hotspots == auto ]] && goal_missed; }; then
         strace_args=()
         if command -v strace >/dev/null 2>&1; then
             log "part 5: syscalls per request (strace -f -c; ours 20000 requests, wrk 3 s)"
-            strace -f -c -o "$work/strace.ours.txt" "$bin" load --profile "$work/profile.yaml" --scenarios "$sc" \
+            strace -f -c -o "$work/strace.ours.txt" "$bin" load --profile "$profile" --scenarios "$sc" \
                 --scenario authenticators --vus "$conns" --iterations 20000 --duration 120s \
                 --report-dir "$work/reports/strace" >/dev/null 2>&1 || die "strace run of ours failed"
             st_ours=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"]["count"])' "$work/reports/strace/load.json")
@@ -543,9 +366,10 @@ if [[ $hotspots == 1 ]] || { [[ $hotspots == auto ]] && goal_missed; }; then
                 strace_args+=(--strace-oha "$work/strace.oha.txt" --strace-oha-requests 20000)
             fi
         fi
+        cg_shown=${cg_cmd[*]//$work\//}
         hot=$("$python" "$helpers/hotspots.py" --inclusive "$work/callgrind.inclusive.txt" \
             --exclusive "$work/callgrind.exclusive.txt" --requests "$cg_requests" \
-            --command "valgrind --tool=callgrind mfa-conform ${cg_cmd[*]//$work\//}" "${scale_args[@]}" "${strace_args[@]}")
+            --command "valgrind --tool=callgrind mfa-conform ${cg_shown//$bench_root\//}" "${scale_args[@]}" "${strace_args[@]}")
         report meta --meta "$meta" "hotspots=$hot"
     else
         report meta --meta "$meta" "hotspots=valgrind not installed: no callgrind profile (apt-get install valgrind)"

@@ -1,5 +1,5 @@
 -- wrk script: POST /oauth/token once per line of $BENCH_BODIES (one mfa-otp grant body per
--- user, made by bench/mfa_setup.py pool), each line exactly once, then stop.
+-- user, prepared by bench/lib.sh bench_grant_bodies), each line exactly once, then stop.
 --
 -- Run it with ONE thread (-t1) and a generous -d: the thread stops itself when the last
 -- body has been answered and sends wrk SIGINT so that wrk's main thread stops waiting for
