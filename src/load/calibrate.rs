@@ -17,12 +17,13 @@ pub struct Calibration {
     pub flow_times: Vec<Duration>,
 }
 
-/// Runs one flow of each scenario on a pool of one; a flow that fails is a warning.
+/// Runs one flow of each scenario on a pool of one. A flow that fails stops the run before
+/// it starts (the target, the profile or the scenario is wrong: measuring it would only
+/// time failures).
 pub async fn calibrate(
     ctx: &Arc<RunContext>,
     endpoint: &Arc<super::conn::Endpoint>,
     flows: &[Arc<FlowDef>],
-    warnings: &mut Vec<String>,
 ) -> Result<Calibration, Stop> {
     let mut flow_times = Vec::new();
     for flow in flows {
@@ -61,7 +62,10 @@ pub async fn calibrate(
                 .map(|c| c.sample.clone())
                 .or_else(|| recorder.errors.keys().next().cloned())
                 .unwrap_or_default();
-            warnings.push(format!("{}: a single flow failed before the load started ({why}); results will count it as failures", flow.scenario.name));
+            return Err(Stop::Target(format!(
+                "{}: the calibration flow failed before the load started: {why}",
+                flow.scenario.name
+            )));
         }
         flow_times.push(started.elapsed());
     }

@@ -52,6 +52,12 @@ async fn load(args: LoadArgs) -> Result<Exit, Stop> {
     let report = report.0;
     Ok(if report.interrupted {
         Exit::Interrupted
+    } else if report.mostly_failed() {
+        eprintln!(
+            "error: {} of {} flows failed",
+            report.flows.failed, report.flows.count
+        );
+        Exit::Failed
     } else if report.thresholds_failed() {
         Exit::Threshold
     } else if report.regressed() {
@@ -159,7 +165,7 @@ async fn drive(
             .await
             .map_err(|e| Stop::Target(format!("target {}: {e}", target.base_url())))?,
     );
-    let calibration = calibrate::calibrate(&ctx, &endpoint, &flows, &mut warnings).await?;
+    let calibration = calibrate::calibrate(&ctx, &endpoint, &flows).await?;
     let sizing = calibrate::size_pools(
         &settings.plan,
         &flows,

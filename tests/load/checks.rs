@@ -182,14 +182,18 @@ async fn errors_are_counted_by_kind() {
 
 /// A target that reads each request and closes the connection without answering.
 async fn hanging_up_server() -> String {
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
+        let mut first = true;
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            // The calibration flow is answered (on a connection it may not keep), so the
+            // load starts; every later request loses its connection.
+            let answer = std::mem::take(&mut first);
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -198,6 +202,14 @@ async fn hanging_up_server() -> String {
                         Ok(0) | Err(_) => return,
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
+                }
+                if answer {
+                    let body = r#"{"ok":true}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
                 }
                 drop(socket);
             });
@@ -226,7 +238,13 @@ async fn a_connection_closed_mid_request_counts_as_connection_reset() {
         &["--rate", "20/s", "--duration", "1s"],
     ))
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // Every measured flow failed: the run does not pass.
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("flows failed"),
+        "{}",
+        describe(&output)
+    );
     let report = report(&reports);
     let kinds = report["errors_by_kind"].as_object().unwrap();
     let flows = report["flows"]["count"].as_u64().unwrap();
@@ -237,4 +255,42 @@ async fn a_connection_closed_mid_request_counts_as_connection_reset() {
         "{kinds:?}"
     );
     assert_eq!(kinds["connection_reset"].as_u64().unwrap(), flows);
+}
+
+/// A flow that fails on its own (here: the target answers 500) stops the run before the
+/// load starts, with the failure, exit 3 and no report; the load never starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_calibration_flow_stops_the_run() {
+    let state = Arc::new(Counting {
+        seen: AtomicU64::new(0),
+        answer: |_| Answer::Status(500),
+    });
+    let base_url = serve(
+        Router::new()
+            .route("/ping", get(ping))
+            .with_state(state.clone()),
+    )
+    .await;
+    let dir = tempdir("calibration-fails");
+    let (suite, profile) = write_suite(&dir, &base_url, "");
+    let reports = dir.join("reports");
+    let output = run_bin(cli(
+        &suite,
+        &profile,
+        &reports,
+        &["--rate", "100/s", "--duration", "2s"],
+    ))
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ping: the calibration flow failed before the load started"),
+        "{stderr}"
+    );
+    assert!(!reports.join("load.json").exists());
+    assert_eq!(
+        state.seen.load(Ordering::SeqCst),
+        1,
+        "only the calibration flow ran"
+    );
 }

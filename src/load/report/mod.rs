@@ -269,6 +269,12 @@ impl LoadReport {
             .is_some_and(|b| b.deltas.iter().any(|d| d.regressed))
     }
 
+    /// More than half the flows failed (a check or an error): whatever the thresholds say,
+    /// the run did not measure a working flow.
+    pub fn mostly_failed(&self) -> bool {
+        self.flows.failed * 2 > self.flows.count
+    }
+
     pub fn thresholds_failed(&self) -> bool {
         self.thresholds.iter().any(|t| !t.passed)
     }
