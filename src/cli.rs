@@ -282,9 +282,37 @@ fn export(dir: &std::path::Path, force: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Adds the requirement ids as `examples` of every `req` property (editors offer them).
+fn offer_requirement_ids(schema: &mut serde_json::Value, ids: &[String]) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(properties)) = map.get_mut("properties")
+                && let Some(serde_json::Value::Object(req)) = properties.get_mut("req")
+            {
+                req.insert("examples".into(), serde_json::json!(ids));
+            }
+            map.values_mut()
+                .for_each(|v| offer_requirement_ids(v, ids));
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| offer_requirement_ids(v, ids)),
+        _ => {}
+    }
+}
+
 fn schema(kind: SchemaKind) -> anyhow::Result<Exit> {
     let schema = match kind {
-        SchemaKind::Scenario => schemars::schema_for!(crate::scenario::Scenario),
+        SchemaKind::Scenario => {
+            let mut schema = serde_json::to_value(schemars::schema_for!(crate::scenario::Scenario))?;
+            // Completion offers the built-in requirement ids; a user's own ids stay valid.
+            let ids: Vec<String> = crate::suite::load(&[])
+                .map(|suite| suite.catalogue.requirements.into_iter().map(|r| r.id).collect())
+                .unwrap_or_default();
+            offer_requirement_ids(&mut schema, &ids);
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            return Ok(Exit::Ok);
+        }
         SchemaKind::Profile => schemars::schema_for!(crate::target::TargetProfile),
         SchemaKind::Requirements => schemars::schema_for!(crate::scenario::Catalogue),
     };
