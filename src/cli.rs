@@ -291,12 +291,11 @@ fn offer_requirement_ids(schema: &mut serde_json::Value, ids: &[String]) {
             {
                 req.insert("examples".into(), serde_json::json!(ids));
             }
-            map.values_mut()
-                .for_each(|v| offer_requirement_ids(v, ids));
+            map.values_mut().for_each(|v| offer_requirement_ids(v, ids));
         }
-        serde_json::Value::Array(items) => items
-            .iter_mut()
-            .for_each(|v| offer_requirement_ids(v, ids)),
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| offer_requirement_ids(v, ids))
+        }
         _ => {}
     }
 }
@@ -304,10 +303,18 @@ fn offer_requirement_ids(schema: &mut serde_json::Value, ids: &[String]) {
 fn schema(kind: SchemaKind) -> anyhow::Result<Exit> {
     let schema = match kind {
         SchemaKind::Scenario => {
-            let mut schema = serde_json::to_value(schemars::schema_for!(crate::scenario::Scenario))?;
+            let mut schema =
+                serde_json::to_value(schemars::schema_for!(crate::scenario::Scenario))?;
             // Completion offers the built-in requirement ids; a user's own ids stay valid.
             let ids: Vec<String> = crate::suite::load(&[])
-                .map(|suite| suite.catalogue.requirements.into_iter().map(|r| r.id).collect())
+                .map(|suite| {
+                    suite
+                        .catalogue
+                        .requirements
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect()
+                })
                 .unwrap_or_default();
             offer_requirement_ids(&mut schema, &ids);
             println!("{}", serde_json::to_string_pretty(&schema)?);

@@ -5,5 +5,6 @@
 pub mod support;
 
 mod errors;
+mod field;
 mod interrupt;
 mod targets;

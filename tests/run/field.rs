@@ -1,0 +1,169 @@
+//! Outside the repository, as a user meets the tool: the binary copied alone into an
+//! empty directory, a user's own scenario directory, bad input refused up front with its
+//! location, and runs that never overwrite each other's reports.
+
+use crate::support::{BIN, describe, read_json, tempdir};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the binary copied into `dir` (alone, as an installed binary would be), in `dir`.
+fn installed(dir: &Path, args: &[&str]) -> Output {
+    let bin = dir.join("mfa-conform");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    Command::new(&bin)
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_binary_alone_carries_its_suite() {
+    let dir = tempdir("installed");
+    let output = installed(&dir, &["run", "-q"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("47 passed, 0 failed"),
+        "{}",
+        describe(&output)
+    );
+    // Exported, the suite is the same suite, and runs from the directory.
+    let export = installed(&dir, &["scenarios", "export", "suite"]);
+    assert_eq!(export.status.code(), Some(0), "{}", describe(&export));
+    assert!(dir.join("suite/requirements.yaml").is_file());
+    assert!(dir.join("suite/snapshots/reference").is_dir());
+    let again = installed(&dir, &["scenarios", "export", "suite"]);
+    assert_eq!(again.status.code(), Some(2), "never overwrites unasked");
+    assert!(stderr(&again).contains("--force"), "{}", describe(&again));
+    let from_copy = installed(
+        &dir,
+        &["run", "-q", "--scenarios", "suite", "--json", "r.json"],
+    );
+    assert_eq!(from_copy.status.code(), Some(0), "{}", describe(&from_copy));
+    assert_eq!(read_json(&dir.join("r.json"))["summary"]["passed"], 47);
+}
+
+#[test]
+fn a_users_own_scenario_uses_the_built_in_catalogue() {
+    let dir = tempdir("own-scenario");
+    let mine = dir.join("checks/auth");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(
+        mine.join("list-needs-a-token.yaml"),
+        "description: The list refuses a request without a token.\nsteps:\n  - name: list without a token\n    request: {method: GET, path: /mfa/authenticators}\n    checks:\n      - {req: ERR-BEARER-MISSING, status: 401}\n      - {req: ACME-JSON-ERRORS, path: $.error, exists: true}\n",
+    )
+    .unwrap();
+    // Their own requirement, in an area of its own, beside a profile that is not a scenario.
+    std::fs::write(
+        dir.join("checks/acme.yaml"),
+        "requirements:\n  - id: ACME-JSON-ERRORS\n    area: errors\n    text: Every error is a JSON object with an error code.\n    source: ACME API guide, errors chapter\n    level: must\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("checks/staging.yaml"),
+        "base_url: https://staging.example.com\n",
+    )
+    .unwrap();
+    let output = installed(&dir, &["run", "--scenarios", "checks", "--json", "r.json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = read_json(&dir.join("r.json"));
+    assert_eq!(report["summary"]["scenarios"], 1, "{report:#}");
+    assert_eq!(report["summary"]["passed"], 1);
+    // A single file runs too.
+    let single = installed(
+        &dir,
+        &[
+            "run",
+            "--scenarios",
+            "checks/auth/list-needs-a-token.yaml",
+            "--scenarios",
+            "checks/acme.yaml",
+            "--json",
+            "s.json",
+        ],
+    );
+    assert_eq!(single.status.code(), Some(0), "{}", describe(&single));
+}
+
+#[test]
+fn bad_input_is_refused_up_front_with_its_location() {
+    let dir = tempdir("bad-input");
+    // A capability claimed without the hook it needs.
+    std::fs::write(
+        dir.join("vendor.yaml"),
+        "base_url: http://127.0.0.1:9\nclient_id: a\nclient_secret: b\ncapabilities:\n  - otp\n  - sms\ncontrol:\n  users: http://127.0.0.1:9/users\n",
+    )
+    .unwrap();
+    let output = installed(&dir, &["run", "--profile", "vendor.yaml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("vendor.yaml:6:5: capability sms needs the control.messages hook"),
+        "{}",
+        describe(&output)
+    );
+    // An unknown requirement in the expected failures, with its line.
+    std::fs::write(
+        dir.join("known.yaml"),
+        "- requirement: VERIFY-OTP\n  reason: clock skew on staging\n- requirement: VERIFY-OPT\n  reason: typo\n",
+    )
+    .unwrap();
+    let output = installed(&dir, &["run", "--expected-failures", "known.yaml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("known.yaml:3:16: unknown requirement \"VERIFY-OPT\""),
+        "{}",
+        describe(&output)
+    );
+    // A bad name glob is one error, not a silent empty selection.
+    let output = installed(&dir, &["run", "--name", "otp-["]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("--name \"otp-[\""),
+        "{}",
+        describe(&output)
+    );
+    // Nothing was run, so nothing was written.
+    assert!(!dir.join("reports").exists());
+}
+
+#[test]
+fn init_writes_a_profile_that_loads() {
+    let dir = tempdir("init");
+    let output = installed(&dir, &["init", "--base-url", "http://127.0.0.1:9"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = std::fs::read_to_string(dir.join("mfa-conform.yaml")).unwrap();
+    assert!(
+        text.contains("control:") && text.contains("users:"),
+        "{text}"
+    );
+    let again = installed(&dir, &["init"]);
+    assert_eq!(again.status.code(), Some(2), "an existing profile is kept");
+}
+
+#[test]
+fn runs_in_the_same_second_keep_both_reports() {
+    let dir = tempdir("two-runs");
+    let first = installed(&dir, &["run", "-q", "--name", "discovery*"]);
+    let second = installed(&dir, &["run", "-q", "--name", "discovery*"]);
+    assert_eq!(first.status.code(), Some(0), "{}", describe(&first));
+    assert_eq!(second.status.code(), Some(0), "{}", describe(&second));
+    let dirs: Vec<_> = std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in dirs {
+        assert!(d.join("report.json").is_file(), "{}", d.display());
+    }
+}
