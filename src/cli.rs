@@ -69,9 +69,8 @@ pub enum SchemaKind {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Target profile (YAML). Without it, an embedded reference server is started.
-    #[arg(long)]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: crate::target::TargetArgs,
     /// Scenario files or directories (searched recursively; repeatable). Default: the
     /// built-in suite. A `requirements.yaml` among them adds requirements to the built-in
     /// catalogue (or, with a `version`, replaces it).
@@ -237,7 +236,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
 async fn run(args: RunArgs) -> Exit {
     let options = crate::run::RunOptions {
-        profile: args.profile,
+        profile: args.target.profile,
+        base_url: args.target.base_url,
         scenarios: args.scenarios,
         tags: args.tags,
         skip_tags: args.skip_tags,

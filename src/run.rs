@@ -25,6 +25,8 @@ use tracing::Instrument;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub profile: Option<PathBuf>,
+    /// Replaces the profile's base_url.
+    pub base_url: Option<String>,
     /// Scenario files and directories; empty: the built-in suite.
     pub scenarios: Vec<PathBuf>,
     pub tags: Vec<String>,
@@ -138,7 +140,11 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
         expected,
         selected,
     } = prepare(&options)?;
-    let resolved = Resolved::new(options.profile.as_deref()).await?;
+    let resolved = Resolved::new(&crate::target::TargetArgs {
+        profile: options.profile.clone(),
+        base_url: options.base_url.clone(),
+    })
+    .await?;
     let target = resolved.target.clone();
     let context = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(Stop::bad);
     let sink = SnapshotSink::new(&options.snapshots, &target, &suite).map_err(Stop::bad);

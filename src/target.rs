@@ -171,6 +171,18 @@ pub fn reference(base_url: &str) -> Target {
     .expect("the reference profile is valid")
 }
 
+/// How `run` and `load` name their target on the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// Target profile (YAML). Without it, an embedded reference server is started.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Replaces the profile's base_url (one profile for several environments, e.g. a CI
+    /// matrix). The audience follows it unless the profile sets one.
+    #[arg(long, requires = "profile", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
 /// The target of a `run` or `load`: the profile's, or an embedded reference server started
 /// for this command (stopped by [`Resolved::shutdown`]).
 pub struct Resolved {
@@ -179,12 +191,19 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// Loads the profile, or starts an embedded reference server on a free loopback port.
-    pub async fn new(profile: Option<&Path>) -> Result<Resolved, crate::exit::Stop> {
+    /// Loads the profile (with the command line's overrides), or starts an embedded
+    /// reference server on a free loopback port.
+    pub async fn new(args: &TargetArgs) -> Result<Resolved, crate::exit::Stop> {
         use crate::exit::Stop;
         use crate::server::{self, ServeOptions};
-        if let Some(path) = profile {
-            let target = Target::load(path).map_err(|e| Stop::bad(e.to_string()))?;
+        if let Some(path) = &args.profile {
+            let mut target = Target::load(path).map_err(|e| Stop::bad(e.to_string()))?;
+            if let Some(base_url) = &args.base_url {
+                let mut profile = target.profile.clone();
+                profile.base_url = base_url.clone();
+                target = Target::new(target.name.clone(), profile)
+                    .map_err(|e| Stop::bad(format!("--base-url: {e}")))?;
+            }
             return Ok(Resolved {
                 target,
                 embedded: None,

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Target profile (YAML). Without it, an embedded reference server is started.
-    #[arg(long)]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: crate::target::TargetArgs,
     /// Scenario files or directories (searched recursively; repeatable). Default: the
     /// built-in suite.
     #[arg(long, value_name = "PATH")]

@@ -43,7 +43,7 @@ async fn load(args: LoadArgs) -> Result<Exit, Stop> {
         .map_err(|errors| Stop::BadInput(errors.iter().map(|e| e.to_string()).collect()))?;
     let selected = choose_flows(&args, &suite)?;
     check_threshold_steps(&settings, &selected)?;
-    let resolved = Resolved::new(args.profile.as_deref()).await?;
+    let resolved = Resolved::new(&args.target).await?;
     let result = drive(&args, &settings, &suite, selected, &resolved.target).await;
     resolved.shutdown().await;
     let report = result?;

@@ -40,7 +40,10 @@ pub async fn serve(app: Router) -> String {
 /// `LoadArgs` as the command line would give them with no option but these.
 pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> LoadArgs {
     LoadArgs {
-        profile: profile.map(Path::to_owned),
+        target: mfa_conform::target::TargetArgs {
+            profile: profile.map(Path::to_owned),
+            base_url: None,
+        },
         scenarios: vec![scenarios.to_owned()],
         scenario: vec!["ping".into()],
         tags: Vec::new(),
