@@ -1,7 +1,10 @@
 //! Unit tests of the [`Store`]: the MFA rules with the clock as a plain number, so step
 //! boundaries, expiry instants and the limiter's refill are exact.
 
+use super::enroll::is_email;
+use super::manage::{mask_email, mask_phone};
 use super::*;
+use crate::totp;
 
 /// A Unix time at the very start of a 30-s TOTP step (1_700_000_010 = 30 × 56_666_667).
 const NOW: i64 = 1_700_000_010;
