@@ -19,6 +19,9 @@ pub const ALL_GRANTS: [&str; 5] = [
     GRANT_MFA_RECOVERY_CODE,
 ];
 
+/// The grants that complete a login with a second factor.
+pub const MFA_GRANTS: [&str; 3] = [GRANT_MFA_OTP, GRANT_MFA_OOB, GRANT_MFA_RECOVERY_CODE];
+
 pub const DEFAULT_CLIENT_ID: &str = "mfa-conform-client";
 pub const DEFAULT_CLIENT_SECRET: &str = "mfa-conform-secret";
 pub const DEFAULT_REALM: &str = "Username-Password-Authentication";
@@ -53,6 +56,10 @@ pub struct ClientConfig {
     pub client_secret: Option<String>,
     #[serde(default = "all_grants")]
     pub grant_types: Vec<String>,
+    /// PEM public key (`BEGIN PUBLIC KEY`; RSA, EC P-256 or P-384) for `private_key_jwt`:
+    /// the client may then authenticate with a signed `client_assertion` (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,6 +69,8 @@ pub struct Factors {
     pub sms: bool,
     pub voice: bool,
     pub email: bool,
+    /// Guardian push (`oob_channels: [auth0]`), answered through the control API.
+    pub push: bool,
     /// With SMS and voice both on, a phone enrollment creates the pair `sms|dev_X` and
     /// `voice|dev_X`, confirmed and deleted together, as Auth0 does.
     pub pair_sms_voice: bool,
@@ -91,6 +100,8 @@ pub struct Limits {
     /// Seconds a client has to send a request's whole head; a client that never finishes
     /// (a stalled or slowloris client) is disconnected instead of holding the connection.
     pub header_read_timeout_seconds: u64,
+    /// A push is polled at most once per this many seconds; faster polls get `slow_down`.
+    pub push_poll_interval_seconds: u64,
 }
 
 fn yes() -> bool {
@@ -113,17 +124,20 @@ impl Default for ServerConfig {
                     client_id: DEFAULT_CLIENT_ID.into(),
                     client_secret: Some(DEFAULT_CLIENT_SECRET.into()),
                     grant_types: all_grants(),
+                    public_key_pem: None,
                 },
                 ClientConfig {
                     client_id: "mfa-conform-public".into(),
                     client_secret: None,
                     grant_types: all_grants(),
+                    public_key_pem: None,
                 },
                 // A client without the MFA grants, for `unauthorized_client` checks.
                 ClientConfig {
                     client_id: "mfa-conform-no-mfa".into(),
                     client_secret: Some("mfa-conform-no-mfa-secret".into()),
                     grant_types: vec![GRANT_PASSWORD.into(), GRANT_PASSWORD_REALM.into()],
+                    public_key_pem: None,
                 },
             ],
             factors: Factors::default(),
@@ -141,6 +155,7 @@ impl Default for Factors {
             sms: true,
             voice: true,
             email: true,
+            push: true,
             pair_sms_voice: true,
         }
     }
@@ -154,6 +169,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_authenticators: 51,
             header_read_timeout_seconds: 30,
+            push_poll_interval_seconds: 5,
         }
     }
 }
@@ -174,6 +190,11 @@ impl ServerConfig {
 
     fn validate(&self) -> anyhow::Result<()> {
         for client in &self.clients {
+            if let Some(pem) = &client.public_key_pem {
+                super::client_auth::ClientKey::from_pem(pem).map_err(|e| {
+                    anyhow::anyhow!("client {}: public_key_pem: {e}", client.client_id)
+                })?;
+            }
             for grant in &client.grant_types {
                 anyhow::ensure!(
                     ALL_GRANTS.contains(&grant.as_str()),

@@ -27,8 +27,15 @@ impl Store {
                     oob_channel: Some(*channel),
                     name: Some(match channel {
                         Channel::Email => mask_email(to),
-                        Channel::Sms | Channel::Voice => mask_phone(to),
+                        Channel::Sms | Channel::Voice | Channel::Auth0 => mask_phone(to),
                     }),
+                },
+                Factor::Push { device_name } => AuthenticatorView {
+                    id: a.id.clone(),
+                    authenticator_type: "oob",
+                    active: a.active,
+                    oob_channel: Some(Channel::Auth0),
+                    name: device_name.clone(),
                 },
             })
             .collect();

@@ -7,7 +7,7 @@
 //!
 //! By concern: [`model`] (the records and the answers), [`limiter`] (failed-code bucket),
 //! [`enroll`] (`/mfa/associate`), [`oob`] (out-of-band codes: delivery, challenge, the
-//! `mfa-oob` grant), [`verify`] (the `mfa-otp` and `mfa-recovery-code` grants) and
+//! `mfa-oob` grant), [`push`] (Guardian push transactions), [`verify`] (the `mfa-otp` and `mfa-recovery-code` grants) and
 //! [`manage`] (listing and deleting authenticators).
 
 mod enroll;
@@ -15,6 +15,7 @@ mod limiter;
 mod manage;
 mod model;
 mod oob;
+mod push;
 mod verify;
 
 pub use enroll::{is_e164, parse_enrollment};
@@ -22,7 +23,9 @@ pub use model::{
     Association, AuthenticatorView, Challenge, ChallengeTypes, Channel, Enrollment, Grant, Login,
     Message, MfaSession,
 };
+pub use push::{DEFAULT_DEVICE_NAME, PushAnswer, PushRef};
 
+use super::client_auth;
 use super::config::{Factors, Limits};
 use super::error::ApiError;
 use super::random;
@@ -49,6 +52,8 @@ pub struct Store {
     factors: Factors,
     recovery_codes: bool,
     tenant_name: String,
+    /// `client_assertion` ids seen, by client and `jti`, until the assertion expires.
+    assertions: HashMap<(String, String), i64>,
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -76,6 +81,7 @@ impl Store {
             factors,
             recovery_codes,
             tenant_name,
+            assertions: HashMap::new(),
         }
     }
 
@@ -240,8 +246,23 @@ impl Store {
 
     /// Drops expired sessions and transactions, so memory stays bounded on long runs.
     pub fn purge_expired(&mut self, now: i64) {
+        self.assertions
+            .retain(|_, exp| *exp + client_auth::LEEWAY_SECONDS > now);
         self.sessions.retain(|_, s| s.expires_at > now);
         self.oob.retain(|_, t| t.expires_at > now);
+    }
+
+    /// Records a `client_assertion`'s `jti`; `false` if the client already used it while
+    /// it was alive (a replay).
+    pub fn remember_assertion(&mut self, client_id: &str, jti: &str, exp: i64, now: i64) -> bool {
+        let key = (client_id.to_owned(), jti.to_owned());
+        match self.assertions.get(&key) {
+            Some(seen) if *seen + client_auth::LEEWAY_SECONDS > now => false,
+            _ => {
+                self.assertions.insert(key, exp);
+                true
+            }
+        }
     }
 
     /// Whether `user_id` still exists (tokens outlive deleted users otherwise).
@@ -274,3 +295,5 @@ fn unsupported_type(types: &str) -> ApiError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_tests;

@@ -10,6 +10,8 @@ pub enum Channel {
     Sms,
     Voice,
     Email,
+    /// Push notifications to the Guardian app.
+    Auth0,
 }
 
 impl Channel {
@@ -18,6 +20,7 @@ impl Channel {
             "sms" => Some(Channel::Sms),
             "voice" => Some(Channel::Voice),
             "email" => Some(Channel::Email),
+            "auth0" => Some(Channel::Auth0),
             _ => None,
         }
     }
@@ -27,6 +30,7 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Voice => "voice",
             Channel::Email => "email",
+            Channel::Auth0 => "auth0",
         }
     }
 }
@@ -37,10 +41,10 @@ pub(super) enum Factor {
         secret: String,
         last_step: Option<u64>,
     },
-    Oob {
-        channel: Channel,
-        to: String,
-    },
+    /// SMS, voice or email: a code is delivered to `to`.
+    Oob { channel: Channel, to: String },
+    /// Guardian push: the device answers; named once an enrollment is approved.
+    Push { device_name: Option<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +60,6 @@ pub(super) struct RecoveryCode {
     pub(super) code: String,
 }
 
-/// Failed-code limiter: a token bucket (Auth0: 10 attempts, one back every 6 minutes).
 #[derive(Debug, Clone)]
 pub(super) struct User {
     pub(super) id: String,
@@ -88,9 +91,29 @@ pub struct MfaSession {
 pub(super) struct OobTransaction {
     pub(super) user_id: String,
     pub(super) authenticator_id: String,
-    pub(super) binding_code: String,
+    /// The `mfa_token` of the login that obtained the `oob_code`, which alone may redeem
+    /// it; `None` for an enrollment made with an `/mfa/` access token (any login of the
+    /// user confirms it).
+    pub(super) mfa_token: Option<String>,
+    pub(super) kind: OobKind,
     pub(super) expires_at: i64,
     pub(super) used: bool,
+}
+
+/// How an out-of-band transaction is completed.
+#[derive(Debug, Clone)]
+pub(super) enum OobKind {
+    /// SMS, voice, email: the delivered code comes back as `binding_code`.
+    Code { binding_code: String },
+    /// Guardian push: the device approves or rejects; the client polls.
+    Push {
+        /// `Some(true)` approved, `Some(false)` rejected, `None` not answered yet.
+        answer: Option<bool>,
+        /// When the client last polled (for `slow_down`).
+        last_poll: Option<i64>,
+        /// The enrollment transaction of a push enrollment (in its `barcode_uri`).
+        enrollment_tx_id: Option<String>,
+    },
 }
 
 /// A code "delivered" to a phone or mailbox, readable through the control API.
@@ -125,7 +148,14 @@ pub enum Login {
 #[derive(Debug, Clone)]
 pub enum Enrollment {
     Otp,
-    Oob { channel: Channel, to: String },
+    Oob {
+        channel: Channel,
+        to: String,
+    },
+    /// Guardian push; `base_url` is where the app would register (in the `barcode_uri`).
+    Push {
+        base_url: String,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -146,6 +176,15 @@ pub enum Association {
         oob_channel: Channel,
         oob_code: String,
     },
+    /// No `binding_method`: the device answers, the user types nothing.
+    Push {
+        authenticator_type: &'static str,
+        barcode_uri: String,
+        oob_channel: Channel,
+        oob_code: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovery_codes: Option<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -158,6 +197,11 @@ pub enum Challenge {
         challenge_type: &'static str,
         oob_code: String,
         binding_method: &'static str,
+    },
+    /// A push sent to the device: `{"challenge_type": "oob", "oob_code": ...}`.
+    Push {
+        challenge_type: &'static str,
+        oob_code: String,
     },
 }
 
