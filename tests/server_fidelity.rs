@@ -511,3 +511,196 @@ async fn a_configured_client_without_the_mfa_grants_is_unauthorized_for_them() {
     reply.assert_error(403, "unauthorized_client");
     server.shutdown().await;
 }
+
+// --- seeded users ----------------------------------------------------------------------
+
+/// A `serve` process of the test's own, killed when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_with_config(config_yaml: &str, extra: &[&str]) -> ServeProcess {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!(
+        "mfa-conform-fidelity-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.yaml");
+    std::fs::write(&path, config_yaml).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-conform"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_owned();
+    ServeProcess { child, base }
+}
+
+const SEEDED_SECRET: &str = "KRUGS4ZANFZSAYJAON2GC3TEFVUW4IDTMVRXEZLU";
+const SEEDED_RECOVERY: &str = "RECOVERY0CODE0FOR0TESTS0";
+
+#[tokio::test]
+async fn a_seeded_user_logs_in_with_a_code_from_the_known_secret() {
+    let serve = serve_with_config(
+        &format!(
+            r#"
+users:
+  - username: ci-user@example.com
+    password: ci-password
+    authenticators:
+      - {{type: otp, secret: {SEEDED_SECRET}}}
+      - {{type: email, email: ci-user@example.com}}
+    recovery_code: {SEEDED_RECOVERY}
+"#
+        ),
+        &["--no-control"],
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let token = |form: Vec<(&'static str, String)>| {
+        let request = http.post(format!("{}/oauth/token", serve.base)).form(&form);
+        async move { Reply::read(request.send().await.expect("token request")).await }
+    };
+    let login = || {
+        token(vec![
+            ("grant_type", PASSWORD_REALM.into()),
+            ("client_id", CLIENT_ID.into()),
+            ("client_secret", CLIENT_SECRET.into()),
+            ("username", "ci-user@example.com".into()),
+            ("password", "ci-password".into()),
+            ("realm", REALM.into()),
+            ("scope", "openid".into()),
+        ])
+    };
+    let mfa = |grant: &'static str, mfa_token: String, key: &'static str, value: String| {
+        token(vec![
+            ("grant_type", grant.into()),
+            ("client_id", CLIENT_ID.into()),
+            ("client_secret", CLIENT_SECRET.into()),
+            ("mfa_token", mfa_token),
+            (key, value),
+        ])
+    };
+
+    // No enrollment step: the application's test computes the code and is in.
+    let reply = login().await;
+    reply.assert_error(403, "mfa_required");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = mfa_conform::totp::code_at(SEEDED_SECRET, now).unwrap();
+    let tokens = mfa(OTP, reply.str("mfa_token"), "otp", code).await;
+    let tokens = tokens.ok();
+    assert!(tokens["access_token"].is_string() && tokens["id_token"].is_string());
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["email"],
+        "ci-user@example.com"
+    );
+
+    // The known recovery code works once, and a fresh one comes back.
+    let reply = login().await;
+    let recovered = mfa(
+        RECOVERY,
+        reply.str("mfa_token"),
+        "recovery_code",
+        SEEDED_RECOVERY.into(),
+    )
+    .await;
+    let fresh = recovered.str("recovery_code");
+    assert_ne!(fresh, SEEDED_RECOVERY);
+    let reply = login().await;
+    let mfa_token = reply.str("mfa_token");
+    mfa(
+        RECOVERY,
+        mfa_token.clone(),
+        "recovery_code",
+        SEEDED_RECOVERY.into(),
+    )
+    .await
+    .assert_error(403, "invalid_grant");
+
+    // The seeded authenticators are listed, active.
+    let list = Reply::read(
+        http.get(format!("{}/mfa/authenticators", serve.base))
+            .bearer_auth(&mfa_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let types: Vec<(String, bool)> = list
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["authenticator_type"].as_str().unwrap().to_owned(),
+                a["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [("otp", true), ("oob", true), ("recovery-code", true)]
+            .map(|(t, a)| (t.to_owned(), a))
+            .to_vec()
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_seeded_user_before_listening() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-conform"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--config",
+            "/nonexistent/x.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let dir = std::env::temp_dir().join(format!("mfa-conform-bad-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.yaml");
+    std::fs::write(
+        &path,
+        "users: [{username: u, password: p, authenticators: [{type: otp, secret: SHORT}]}]\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-conform"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("otp secret"), "{stderr}");
+    assert!(output.stdout.is_empty(), "never listened: {output:?}");
+}

@@ -84,6 +84,33 @@ pub struct UserConfig {
     /// Whether the user must pass MFA (`mfa_required`) on login.
     #[serde(default = "yes")]
     pub mfa: bool,
+    /// Authenticators the user starts with, already confirmed (active), so an
+    /// application's own tests can log in deterministically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authenticators: Vec<SeededAuthenticator>,
+    /// A known recovery code (24 letters and digits) the user starts with; it rotates on
+    /// use like any other. Needs at least one authenticator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+/// An authenticator a configured user starts with (active).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SeededAuthenticator {
+    /// TOTP with a known base32 secret (at least 128 bits: 26 or more characters).
+    Otp { secret: String },
+    /// SMS to an E.164 number (with voice as its pair when both factors are on and paired).
+    Sms { phone_number: String },
+    /// Voice calls to an E.164 number (paired with SMS like an enrollment).
+    Voice { phone_number: String },
+    /// Codes by email.
+    Email { email: String },
+    /// Guardian push, approved through the control API.
+    Push {
+        #[serde(default)]
+        device_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +201,40 @@ impl Default for Limits {
     }
 }
 
+impl UserConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for authenticator in &self.authenticators {
+            match authenticator {
+                SeededAuthenticator::Otp { secret } => {
+                    crate::totp::code_at(secret, 0)
+                        .map_err(|e| anyhow::anyhow!("otp secret: {e}"))?;
+                }
+                SeededAuthenticator::Sms { phone_number }
+                | SeededAuthenticator::Voice { phone_number } => anyhow::ensure!(
+                    super::store::is_e164(phone_number),
+                    "phone_number {phone_number:?} is not in E.164 format (+15551234567)"
+                ),
+                SeededAuthenticator::Email { email } => anyhow::ensure!(
+                    super::store::is_email(email),
+                    "email {email:?} is not a valid address"
+                ),
+                SeededAuthenticator::Push { .. } => {}
+            }
+        }
+        if let Some(code) = &self.recovery_code {
+            anyhow::ensure!(
+                code.len() == 24 && code.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "recovery_code must be 24 letters and digits"
+            );
+            anyhow::ensure!(
+                !self.authenticators.is_empty(),
+                "a recovery_code needs at least one authenticator"
+            );
+        }
+        Ok(())
+    }
+}
+
 impl ServerConfig {
     /// Reads a YAML configuration file; missing keys take their defaults.
     pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
@@ -203,6 +264,16 @@ impl ServerConfig {
                     ALL_GRANTS.join(", ")
                 );
             }
+        }
+        let mut usernames = std::collections::HashSet::new();
+        for user in &self.users {
+            anyhow::ensure!(
+                usernames.insert(user.username.as_str()),
+                "user {:?} is listed twice",
+                user.username
+            );
+            user.validate()
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", user.username))?;
         }
         anyhow::ensure!(
             self.limits.failed_codes > 0,
@@ -257,5 +328,71 @@ mod tests {
         let err =
             ServerConfig::parse("clients: [{client_id: a, grant_types: [implicit]}]").unwrap_err();
         assert!(err.to_string().contains("unknown grant type"), "{err}");
+    }
+
+    #[test]
+    fn users_can_start_with_authenticators() {
+        let config = ServerConfig::parse(
+            r#"
+users:
+  - username: a@example.com
+    password: pw
+    authenticators:
+      - {type: otp, secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP}
+      - {type: sms, phone_number: "+15551234567"}
+      - {type: email, email: a@example.com}
+      - {type: push, device_name: Phone}
+    recovery_code: ABCDEFGHIJKLMNOPQRSTUVWX
+"#,
+        )
+        .unwrap();
+        let user = &config.users[0];
+        assert!(user.mfa);
+        assert_eq!(user.authenticators.len(), 4);
+        assert_eq!(
+            user.authenticators[3],
+            SeededAuthenticator::Push {
+                device_name: Some("Phone".into())
+            }
+        );
+        for (bad, expected) in [
+            ("[{type: otp, secret: JBSWY3DPEHPK3PXP}]", "too short"),
+            ("[{type: otp, secret: not-base32!}]", "base32"),
+            ("[{type: sms, phone_number: \"555\"}]", "E.164"),
+            ("[{type: email, email: nope}]", "email"),
+            ("[{type: fax, number: 1}]", "fax"),
+            (
+                "[{type: sms, phone_number: \"+15551234567\", extra: 1}]",
+                "extra",
+            ),
+        ] {
+            let text = format!("users: [{{username: u, password: p, authenticators: {bad}}}]");
+            let err = format!("{:#}", ServerConfig::parse(&text).unwrap_err());
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
+        let err = ServerConfig::parse(
+            "users: [{username: u, password: p, recovery_code: ABCDEFGHIJKLMNOPQRSTUVWX}]",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("at least one authenticator"),
+            "{err}"
+        );
+        let err = ServerConfig::parse(
+            "users: [{username: u, password: p, authenticators: [{type: push}], recovery_code: short}]",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("24"), "{err}");
+        let err =
+            ServerConfig::parse("users: [{username: u, password: p}, {username: u, password: q}]")
+                .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn client_keys_must_parse() {
+        let err =
+            ServerConfig::parse("clients: [{client_id: a, public_key_pem: nope}]").unwrap_err();
+        assert!(err.to_string().contains("public_key_pem"), "{err}");
     }
 }

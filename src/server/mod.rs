@@ -47,7 +47,7 @@ impl AppState {
         );
         for user in &config.users {
             store
-                .add_user(&user.username, &user.password, user.mfa, clock.now())
+                .seed_user(user, clock.now())
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         }
         let mut client_keys = HashMap::new();

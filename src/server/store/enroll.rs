@@ -296,7 +296,7 @@ pub fn is_e164(phone: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-pub(super) fn is_email(email: &str) -> bool {
+pub fn is_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

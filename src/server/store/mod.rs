@@ -8,7 +8,7 @@
 //! By concern: [`model`] (the records and the answers), [`limiter`] (failed-code bucket),
 //! [`enroll`] (`/mfa/associate`), [`oob`] (out-of-band codes: delivery, challenge, the
 //! `mfa-oob` grant), [`push`] (Guardian push transactions), [`verify`] (the `mfa-otp` and `mfa-recovery-code` grants) and
-//! [`manage`] (listing and deleting authenticators).
+//! [`manage`] (listing and deleting authenticators) and [`seed`] (configured users).
 
 mod enroll;
 mod limiter;
@@ -16,9 +16,10 @@ mod manage;
 mod model;
 mod oob;
 mod push;
+mod seed;
 mod verify;
 
-pub use enroll::{is_e164, parse_enrollment};
+pub use enroll::{is_e164, is_email, parse_enrollment};
 pub use model::{
     Association, AuthenticatorView, Challenge, ChallengeTypes, Channel, Enrollment, Grant, Login,
     Message, MfaSession,

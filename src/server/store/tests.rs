@@ -1,7 +1,6 @@
 //! Unit tests of the [`Store`]: the MFA rules with the clock as a plain number, so step
 //! boundaries, expiry instants and the limiter's refill are exact.
 
-use super::enroll::is_email;
 use super::manage::{mask_email, mask_phone};
 use super::*;
 use crate::totp;
