@@ -50,6 +50,7 @@ async fn an_oob_code_is_redeemed_only_by_the_login_that_obtained_it() {
     // Another login of the same user, with the right binding code: refused.
     let reply = server.verify_oob(&other, &oob_code, &code).await;
     reply.assert_error(403, "invalid_grant");
+    assert_eq!(reply.description(), "Invalid oob_code.");
     // The login that asked for it still can, once.
     server.verify_oob(&asking, &oob_code, &code).await.ok();
     server

@@ -25,10 +25,12 @@ impl Store {
         now: i64,
     ) -> Result<Grant, ApiError> {
         let session = self.session(mfa_token, Some(client_id), now)?;
-        let Some(transaction) = self.oob.get(oob_code).filter(|t| {
-            t.user_id == session.user_id && t.mfa_token.as_deref().is_none_or(|m| m == mfa_token)
-        }) else {
-            // Another user's or another login's code is answered like one never issued.
+        let Some(transaction) = self
+            .oob
+            .get(oob_code)
+            .filter(|t| t.user_id == session.user_id)
+        else {
+            // Another user's code is answered like one never issued.
             return Err(match random::token_expiry(oob_code) {
                 Some(expiry) if expiry <= now && !self.oob.contains_key(oob_code) => {
                     expired_oob_code()
@@ -41,6 +43,14 @@ impl Store {
         }
         if transaction.expires_at <= now {
             return Err(expired_oob_code());
+        }
+        if transaction
+            .mfa_token
+            .as_deref()
+            .is_some_and(|bound| bound != mfa_token)
+        {
+            // Obtained by another login of this user: not valid for this one.
+            return Err(ApiError::invalid_grant("Invalid oob_code."));
         }
         if matches!(transaction.kind, OobKind::Push { .. }) {
             return self.poll_push(&session, oob_code, now);

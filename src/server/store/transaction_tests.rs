@@ -29,13 +29,13 @@ fn an_oob_code_is_redeemed_only_by_the_login_that_obtained_it() {
     let (oob_code, code) = associate_sms(&mut store, &user_id, Some(&first), NOW);
     let second = login(&mut store, "alice@example.com", NOW);
 
-    // The enrollment's code, with another login of the same user: refused as if unknown.
+    // The enrollment's code, with another login of the same user: refused.
     let err = assert_api_error(
         store.verify_oob(&second, CLIENT, &oob_code, Some(&code), NOW),
         403,
         "invalid_grant",
     );
-    assert_eq!(err.description, "Malformed oob_code");
+    assert_eq!(err.description, "Invalid oob_code.");
     store
         .verify_oob(&first, CLIENT, &oob_code, Some(&code), NOW)
         .unwrap();
