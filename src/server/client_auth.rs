@@ -48,8 +48,29 @@ impl std::fmt::Debug for ClientKey {
     }
 }
 
-/// The claims this server needs beyond what `jsonwebtoken` validates.
-#[derive(Debug, Deserialize)]
+/// Why a `client_assertion` was refused (the `error_description` of the 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssertionError {
+    #[error("The client_assertion is not a signed JWT.")]
+    NotAJwt,
+    #[error("The client_assertion algorithm {0:?} does not fit the client's key.")]
+    Algorithm(Algorithm),
+    #[error("The client_assertion signature is invalid.")]
+    Signature,
+    #[error("The client_assertion audience must be {0}.")]
+    Audience(String),
+    #[error("The client_assertion iss and sub must be the client_id.")]
+    Subject,
+    #[error("The client_assertion has no {0} claim.")]
+    Missing(String),
+    #[error("The client_assertion is malformed.")]
+    Malformed,
+    #[error("The client_assertion has expired.")]
+    Expired,
+}
+
+/// The claims of a verified assertion that the replay check needs.
+#[derive(Debug)]
 pub struct Assertion {
     pub exp: i64,
     pub jti: String,
@@ -89,14 +110,10 @@ impl ClientKey {
         client_id: &str,
         audiences: &[String],
         now: i64,
-    ) -> Result<Assertion, String> {
-        let header = jsonwebtoken::decode_header(assertion)
-            .map_err(|_| "The client_assertion is not a signed JWT.".to_owned())?;
+    ) -> Result<Assertion, AssertionError> {
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::NotAJwt)?;
         if !self.algorithms.contains(&header.alg) {
-            return Err(format!(
-                "The client_assertion algorithm {:?} does not fit the client's key.",
-                header.alg
-            ));
+            return Err(AssertionError::Algorithm(header.alg));
         }
         let mut validation = Validation::new(header.alg);
         validation.algorithms = self.algorithms.clone();
@@ -105,34 +122,33 @@ impl ClientKey {
         validation.set_issuer(&[client_id]);
         validation.sub = Some(client_id.to_owned());
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        let claims = jsonwebtoken::decode::<Assertion>(assertion, &self.key, &validation)
+        #[derive(Deserialize)]
+        struct Claims {
+            exp: Option<i64>,
+            jti: Option<String>,
+        }
+        let claims = jsonwebtoken::decode::<Claims>(assertion, &self.key, &validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => {
-                    "The client_assertion signature is invalid.".to_owned()
-                }
-                ErrorKind::InvalidAudience => format!(
-                    "The client_assertion audience must be {}.",
+                ErrorKind::InvalidSignature => AssertionError::Signature,
+                ErrorKind::InvalidAudience => AssertionError::Audience(
                     audiences
                         .first()
-                        .map(String::as_str)
-                        .unwrap_or("the issuer")
+                        .cloned()
+                        .unwrap_or_else(|| "the issuer".into()),
                 ),
-                ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
-                    "The client_assertion iss and sub must be the client_id.".to_owned()
-                }
-                ErrorKind::MissingRequiredClaim(claim) => {
-                    format!("The client_assertion has no {claim} claim.")
-                }
-                _ => "The client_assertion is malformed (exp and jti are required).".to_owned(),
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => AssertionError::Subject,
+                ErrorKind::MissingRequiredClaim(claim) => AssertionError::Missing(claim.clone()),
+                _ => AssertionError::Malformed,
             })?
             .claims;
-        if claims.exp + LEEWAY_SECONDS <= now {
-            return Err("The client_assertion has expired.".to_owned());
+        let exp = claims.exp.ok_or(AssertionError::Malformed)?;
+        if exp + LEEWAY_SECONDS <= now {
+            return Err(AssertionError::Expired);
         }
-        if claims.jti.is_empty() {
-            return Err("The client_assertion has no jti claim.".to_owned());
+        match claims.jti {
+            Some(jti) if !jti.is_empty() => Ok(Assertion { exp, jti }),
+            _ => Err(AssertionError::Missing("jti".into())),
         }
-        Ok(claims)
     }
 }
 
@@ -242,7 +258,7 @@ mod tests {
         let err = key
             .verify(&jws("RS256", &claims("e"), sign), CLIENT, &audiences(), NOW)
             .unwrap_err();
-        assert!(err.contains("does not fit"), "{err}");
+        assert_eq!(err, AssertionError::Algorithm(Algorithm::RS256));
     }
 
     #[test]
@@ -258,30 +274,37 @@ mod tests {
             )
             .unwrap_err()
         };
-        assert!(refuse(claims("a"), &other, NOW).contains("signature"));
+        assert_eq!(refuse(claims("a"), &other, NOW), AssertionError::Signature);
         let mut c = claims("a");
         c["aud"] = "https://elsewhere/".into();
-        assert!(refuse(c, &pair, NOW).contains("audience must be https://h/"));
+        let err = refuse(c, &pair, NOW);
+        assert_eq!(
+            err.to_string(),
+            "The client_assertion audience must be https://h/."
+        );
         let mut c = claims("a");
         c["iss"] = "someone-else".into();
-        assert!(refuse(c, &pair, NOW).contains("iss and sub"));
+        assert_eq!(refuse(c, &pair, NOW), AssertionError::Subject);
         let mut c = claims("a");
         c["sub"] = "someone-else".into();
-        assert!(refuse(c, &pair, NOW).contains("iss and sub"));
+        assert_eq!(refuse(c, &pair, NOW), AssertionError::Subject);
         // Expired beyond the 30-s leeway; inside it still accepted.
-        assert!(refuse(claims("a"), &pair, NOW + 90).contains("expired"));
+        assert_eq!(
+            refuse(claims("a"), &pair, NOW + 90),
+            AssertionError::Expired
+        );
         let inside = jws("RS256", &claims("a"), rsa_sign(&pair, false));
         key.verify(&inside, CLIENT, &audiences(), NOW + 89).unwrap();
         let mut c = claims("a");
         c.as_object_mut().unwrap().remove("jti");
-        assert!(refuse(c, &pair, NOW).contains("jti"));
+        assert_eq!(refuse(c, &pair, NOW), AssertionError::Missing("jti".into()));
         let mut c = claims("a");
         c.as_object_mut().unwrap().remove("exp");
-        assert!(refuse(c, &pair, NOW).contains("exp"));
+        assert_eq!(refuse(c, &pair, NOW), AssertionError::Missing("exp".into()));
         assert!(
             key.verify("not.a.jwt", CLIENT, &audiences(), NOW)
                 .unwrap_err()
-                .contains("not a signed JWT")
+                == AssertionError::NotAJwt
         );
     }
 

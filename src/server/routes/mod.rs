@@ -227,7 +227,7 @@ fn check_assertion(
             &state.assertion_audiences(headers),
             now,
         )
-        .map_err(ApiError::invalid_client)?;
+        .map_err(|e| ApiError::invalid_client(e.to_string()))?;
     if !state
         .store()
         .remember_assertion(&client.client_id, &claims.jti, claims.exp, now)
