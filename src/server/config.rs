@@ -19,6 +19,9 @@ pub const ALL_GRANTS: [&str; 5] = [
     GRANT_MFA_RECOVERY_CODE,
 ];
 
+/// The grants that complete a login with a second factor.
+pub const MFA_GRANTS: [&str; 3] = [GRANT_MFA_OTP, GRANT_MFA_OOB, GRANT_MFA_RECOVERY_CODE];
+
 pub const DEFAULT_CLIENT_ID: &str = "mfa-conform-client";
 pub const DEFAULT_CLIENT_SECRET: &str = "mfa-conform-secret";
 pub const DEFAULT_REALM: &str = "Username-Password-Authentication";
@@ -53,6 +56,10 @@ pub struct ClientConfig {
     pub client_secret: Option<String>,
     #[serde(default = "all_grants")]
     pub grant_types: Vec<String>,
+    /// PEM public key (`BEGIN PUBLIC KEY`; RSA, EC P-256 or P-384) for `private_key_jwt`:
+    /// the client may then authenticate with a signed `client_assertion` (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,6 +69,8 @@ pub struct Factors {
     pub sms: bool,
     pub voice: bool,
     pub email: bool,
+    /// Guardian push (`oob_channels: [auth0]`), answered through the control API.
+    pub push: bool,
     /// With SMS and voice both on, a phone enrollment creates the pair `sms|dev_X` and
     /// `voice|dev_X`, confirmed and deleted together, as Auth0 does.
     pub pair_sms_voice: bool,
@@ -75,6 +84,33 @@ pub struct UserConfig {
     /// Whether the user must pass MFA (`mfa_required`) on login.
     #[serde(default = "yes")]
     pub mfa: bool,
+    /// Authenticators the user starts with, already confirmed (active), so an
+    /// application's own tests can log in deterministically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authenticators: Vec<SeededAuthenticator>,
+    /// A known recovery code (24 letters and digits) the user starts with; it rotates on
+    /// use like any other. Needs at least one authenticator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+/// An authenticator a configured user starts with (active).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SeededAuthenticator {
+    /// TOTP with a known base32 secret (at least 128 bits: 26 or more characters).
+    Otp { secret: String },
+    /// SMS to an E.164 number (with voice as its pair when both factors are on and paired).
+    Sms { phone_number: String },
+    /// Voice calls to an E.164 number (paired with SMS like an enrollment).
+    Voice { phone_number: String },
+    /// Codes by email.
+    Email { email: String },
+    /// Guardian push, approved through the control API.
+    Push {
+        #[serde(default)]
+        device_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,6 +127,8 @@ pub struct Limits {
     /// Seconds a client has to send a request's whole head; a client that never finishes
     /// (a stalled or slowloris client) is disconnected instead of holding the connection.
     pub header_read_timeout_seconds: u64,
+    /// A push is polled at most once per this many seconds; faster polls get `slow_down`.
+    pub push_poll_interval_seconds: u64,
 }
 
 fn yes() -> bool {
@@ -113,17 +151,20 @@ impl Default for ServerConfig {
                     client_id: DEFAULT_CLIENT_ID.into(),
                     client_secret: Some(DEFAULT_CLIENT_SECRET.into()),
                     grant_types: all_grants(),
+                    public_key_pem: None,
                 },
                 ClientConfig {
                     client_id: "mfa-conform-public".into(),
                     client_secret: None,
                     grant_types: all_grants(),
+                    public_key_pem: None,
                 },
                 // A client without the MFA grants, for `unauthorized_client` checks.
                 ClientConfig {
                     client_id: "mfa-conform-no-mfa".into(),
                     client_secret: Some("mfa-conform-no-mfa-secret".into()),
                     grant_types: vec![GRANT_PASSWORD.into(), GRANT_PASSWORD_REALM.into()],
+                    public_key_pem: None,
                 },
             ],
             factors: Factors::default(),
@@ -141,6 +182,7 @@ impl Default for Factors {
             sms: true,
             voice: true,
             email: true,
+            push: true,
             pair_sms_voice: true,
         }
     }
@@ -154,7 +196,42 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_authenticators: 51,
             header_read_timeout_seconds: 30,
+            push_poll_interval_seconds: 5,
         }
+    }
+}
+
+impl UserConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for authenticator in &self.authenticators {
+            match authenticator {
+                SeededAuthenticator::Otp { secret } => {
+                    crate::totp::code_at(secret, 0)
+                        .map_err(|e| anyhow::anyhow!("otp secret: {e}"))?;
+                }
+                SeededAuthenticator::Sms { phone_number }
+                | SeededAuthenticator::Voice { phone_number } => anyhow::ensure!(
+                    super::store::is_e164(phone_number),
+                    "phone_number {phone_number:?} is not in E.164 format (+15551234567)"
+                ),
+                SeededAuthenticator::Email { email } => anyhow::ensure!(
+                    super::store::is_email(email),
+                    "email {email:?} is not a valid address"
+                ),
+                SeededAuthenticator::Push { .. } => {}
+            }
+        }
+        if let Some(code) = &self.recovery_code {
+            anyhow::ensure!(
+                code.len() == 24 && code.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "recovery_code must be 24 letters and digits"
+            );
+            anyhow::ensure!(
+                !self.authenticators.is_empty(),
+                "a recovery_code needs at least one authenticator"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -174,6 +251,11 @@ impl ServerConfig {
 
     fn validate(&self) -> anyhow::Result<()> {
         for client in &self.clients {
+            if let Some(pem) = &client.public_key_pem {
+                super::client_auth::ClientKey::from_pem(pem).map_err(|e| {
+                    anyhow::anyhow!("client {}: public_key_pem: {e}", client.client_id)
+                })?;
+            }
             for grant in &client.grant_types {
                 anyhow::ensure!(
                     ALL_GRANTS.contains(&grant.as_str()),
@@ -182,6 +264,16 @@ impl ServerConfig {
                     ALL_GRANTS.join(", ")
                 );
             }
+        }
+        let mut usernames = std::collections::HashSet::new();
+        for user in &self.users {
+            anyhow::ensure!(
+                usernames.insert(user.username.as_str()),
+                "user {:?} is listed twice",
+                user.username
+            );
+            user.validate()
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", user.username))?;
         }
         anyhow::ensure!(
             self.limits.failed_codes > 0,
@@ -236,5 +328,71 @@ mod tests {
         let err =
             ServerConfig::parse("clients: [{client_id: a, grant_types: [implicit]}]").unwrap_err();
         assert!(err.to_string().contains("unknown grant type"), "{err}");
+    }
+
+    #[test]
+    fn users_can_start_with_authenticators() {
+        let config = ServerConfig::parse(
+            r#"
+users:
+  - username: a@example.com
+    password: pw
+    authenticators:
+      - {type: otp, secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP}
+      - {type: sms, phone_number: "+15551234567"}
+      - {type: email, email: a@example.com}
+      - {type: push, device_name: Phone}
+    recovery_code: ABCDEFGHIJKLMNOPQRSTUVWX
+"#,
+        )
+        .unwrap();
+        let user = &config.users[0];
+        assert!(user.mfa);
+        assert_eq!(user.authenticators.len(), 4);
+        assert_eq!(
+            user.authenticators[3],
+            SeededAuthenticator::Push {
+                device_name: Some("Phone".into())
+            }
+        );
+        for (bad, expected) in [
+            ("[{type: otp, secret: JBSWY3DPEHPK3PXP}]", "too short"),
+            ("[{type: otp, secret: not-base32!}]", "base32"),
+            ("[{type: sms, phone_number: \"555\"}]", "E.164"),
+            ("[{type: email, email: nope}]", "email"),
+            ("[{type: fax, number: 1}]", "fax"),
+            (
+                "[{type: sms, phone_number: \"+15551234567\", extra: 1}]",
+                "extra",
+            ),
+        ] {
+            let text = format!("users: [{{username: u, password: p, authenticators: {bad}}}]");
+            let err = format!("{:#}", ServerConfig::parse(&text).unwrap_err());
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
+        let err = ServerConfig::parse(
+            "users: [{username: u, password: p, recovery_code: ABCDEFGHIJKLMNOPQRSTUVWX}]",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("at least one authenticator"),
+            "{err}"
+        );
+        let err = ServerConfig::parse(
+            "users: [{username: u, password: p, authenticators: [{type: push}], recovery_code: short}]",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("24"), "{err}");
+        let err =
+            ServerConfig::parse("users: [{username: u, password: p}, {username: u, password: q}]")
+                .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn client_keys_must_parse() {
+        let err =
+            ServerConfig::parse("clients: [{client_id: a, public_key_pem: nope}]").unwrap_err();
+        assert!(err.to_string().contains("public_key_pem"), "{err}");
     }
 }

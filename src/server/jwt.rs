@@ -143,13 +143,13 @@ impl Signer {
         cache.len()
     }
 
-    /// Verifies signature, issuer and audience; expiry is checked against `now`, the
+    /// Verifies signature, issuer and audience (one of `audiences`); expiry is checked against `now`, the
     /// server's (advanceable) clock, not the wall clock.
     pub fn verify_access(
         &self,
         token: &str,
         issuer: &str,
-        audience: &str,
+        audiences: &[&str],
         now: i64,
     ) -> Result<Arc<AccessClaims>, TokenRejection> {
         let cached = self
@@ -173,7 +173,7 @@ impl Signer {
         if claims.iss != issuer {
             return Err(TokenRejection::Malformed);
         }
-        if claims.aud != audience {
+        if !audiences.contains(&claims.aud.as_str()) {
             return Err(TokenRejection::WrongAudience);
         }
         if claims.exp <= now {
@@ -219,19 +219,19 @@ mod tests {
         let signer = Signer::generate().unwrap();
         let token = signer.sign(&claims("https://h/mfa/", 100)).unwrap();
         let got = signer
-            .verify_access(&token, "https://h/", "https://h/mfa/", 50)
+            .verify_access(&token, "https://h/", &["https://h/mfa/"], 50)
             .unwrap();
         assert!(got.has_scope("enroll") && !got.has_scope("remove:authenticators"));
         assert_eq!(
-            signer.verify_access(&token, "https://h/", "https://h/mfa/", 100),
+            signer.verify_access(&token, "https://h/", &["https://h/mfa/"], 100),
             Err(TokenRejection::Expired)
         );
         assert_eq!(
-            signer.verify_access(&token, "https://h/", "https://h/api/", 50),
+            signer.verify_access(&token, "https://h/", &["https://h/api/"], 50),
             Err(TokenRejection::WrongAudience)
         );
         assert_eq!(
-            signer.verify_access(&token, "https://other/", "https://h/mfa/", 50),
+            signer.verify_access(&token, "https://other/", &["https://h/mfa/"], 50),
             Err(TokenRejection::Malformed)
         );
     }
@@ -243,7 +243,7 @@ mod tests {
         let long = signer.sign(&claims("https://h/mfa/", 700)).unwrap();
         for token in [&short, &long] {
             signer
-                .verify_access(token, "https://h/", "https://h/mfa/", 50)
+                .verify_access(token, "https://h/", &["https://h/mfa/"], 50)
                 .unwrap();
         }
         assert_eq!(signer.purge_verified(50), 2);
@@ -254,7 +254,7 @@ mod tests {
         );
         // A purged token is still refused for its expiry, not re-accepted.
         assert_eq!(
-            signer.verify_access(&short, "https://h/", "https://h/mfa/", 100),
+            signer.verify_access(&short, "https://h/", &["https://h/mfa/"], 100),
             Err(TokenRejection::Expired)
         );
         assert_eq!(signer.purge_verified(700), 0);
@@ -266,7 +266,7 @@ mod tests {
         let b = Signer::generate().unwrap();
         let token = a.sign(&claims("https://h/mfa/", 100)).unwrap();
         assert_eq!(
-            b.verify_access(&token, "https://h/", "https://h/mfa/", 50),
+            b.verify_access(&token, "https://h/", &["https://h/mfa/"], 50),
             Err(TokenRejection::Malformed)
         );
         let jwk = &a.jwks()["keys"][0];

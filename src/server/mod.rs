@@ -1,6 +1,7 @@
 //! `mfa-conform serve`: the reference implementation of the Auth0-style MFA API, used as the
 //! default target of `run` and `load` and as a local stand-in for Auth0 in other projects' CI.
 
+pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -12,9 +13,11 @@ pub mod store;
 pub mod tls;
 
 use axum::http::HeaderMap;
+use client_auth::ClientKey;
 use clock::Clock;
 use config::ServerConfig;
 use jwt::Signer;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,6 +32,8 @@ pub struct AppState {
     signer: tokio::sync::OnceCell<Arc<Signer>>,
     store: Mutex<Store>,
     scheme: &'static str,
+    /// Public keys of the clients that may use `private_key_jwt`, by client id.
+    client_keys: HashMap<String, ClientKey>,
 }
 
 impl AppState {
@@ -42,10 +47,20 @@ impl AppState {
         );
         for user in &config.users {
             store
-                .add_user(&user.username, &user.password, user.mfa, clock.now())
+                .seed_user(user, clock.now())
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         }
+        let mut client_keys = HashMap::new();
+        for client in &config.clients {
+            if let Some(pem) = &client.public_key_pem {
+                let key = ClientKey::from_pem(pem).map_err(|e| {
+                    anyhow::anyhow!("configuration: client {}: {e}", client.client_id)
+                })?;
+                client_keys.insert(client.client_id.clone(), key);
+            }
+        }
         Ok(AppState {
+            client_keys,
             signer: tokio::sync::OnceCell::new(),
             clock,
             store: Mutex::new(store),
@@ -99,8 +114,39 @@ impl AppState {
         format!("{}/", self.base_url(headers))
     }
 
-    pub fn mfa_audience(&self, headers: &HeaderMap) -> String {
-        format!("{}/mfa/", self.base_url(headers))
+    /// The public key of a client that may use `private_key_jwt`.
+    pub fn client_key(&self, client_id: &str) -> Option<&ClientKey> {
+        self.client_keys.get(client_id)
+    }
+
+    /// What a `client_assertion`'s `aud` may be: the issuer or the token endpoint, as
+    /// addressed and as `https://` (how SDKs build it from the domain).
+    pub fn assertion_audiences(&self, headers: &HeaderMap) -> Vec<String> {
+        let base = self.base_url(headers);
+        let https = https_form(&base);
+        let mut audiences = vec![format!("{base}/"), format!("{base}/oauth/token")];
+        if https != base {
+            audiences.extend([format!("{https}/"), format!("{https}/oauth/token")]);
+        }
+        audiences
+    }
+
+    /// The audiences of the MFA API: `<base>/mfa/`, and `https://<host>/mfa/` whatever
+    /// the listener's scheme, since SDKs build it from the domain and always say `https`.
+    pub fn mfa_audiences(&self, headers: &HeaderMap) -> [String; 2] {
+        let base = self.base_url(headers);
+        [
+            format!("{base}/mfa/"),
+            format!("{}/mfa/", https_form(&base)),
+        ]
+    }
+}
+
+/// `base` with an `https` scheme.
+fn https_form(base: &str) -> String {
+    match base.strip_prefix("http://") {
+        Some(host) => format!("https://{host}"),
+        None => base.to_owned(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Request parameters as real clients send them: form-urlencoded or JSON bodies (JSON `null`
 //! means absent), strings or arrays, client credentials in the body or in HTTP Basic.
 
+use super::client_auth::{ASSERTION_TYPE, claimed_client};
 use super::error::ApiError;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -110,11 +111,13 @@ impl Params {
     }
 }
 
-/// Client credentials from `Authorization: Basic` or the body.
+/// Client credentials from `Authorization: Basic` or the body: a secret, or a signed
+/// `client_assertion` (`private_key_jwt`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: Option<String>,
+    pub client_assertion: Option<String>,
 }
 
 impl ClientCredentials {
@@ -123,17 +126,51 @@ impl ClientCredentials {
         headers: &HeaderMap,
         params: &Params,
     ) -> Result<Option<ClientCredentials>, ApiError> {
+        let assertion = params.optional("client_assertion")?;
+        let assertion_type = params.optional("client_assertion_type")?;
         if let Some(basic) = basic_credentials(headers)? {
+            if assertion.is_some() {
+                return Err(one_method());
+            }
             return Ok(Some(basic));
+        }
+        let client_secret = params.optional("client_secret")?.map(str::to_owned);
+        if let Some(assertion) = assertion {
+            if assertion_type != Some(ASSERTION_TYPE) {
+                return Err(ApiError::invalid_request(format!(
+                    "client_assertion_type must be {ASSERTION_TYPE}"
+                )));
+            }
+            if client_secret.is_some() {
+                return Err(one_method());
+            }
+            let client_id = match params.optional("client_id")? {
+                Some(id) => id.to_owned(),
+                None => claimed_client(assertion).ok_or_else(|| {
+                    ApiError::invalid_client("The client_assertion names no client.")
+                })?,
+            };
+            return Ok(Some(ClientCredentials {
+                client_id,
+                client_secret: None,
+                client_assertion: Some(assertion.to_owned()),
+            }));
         }
         let Some(client_id) = params.optional("client_id")? else {
             return Ok(None);
         };
         Ok(Some(ClientCredentials {
             client_id: client_id.to_owned(),
-            client_secret: params.optional("client_secret")?.map(str::to_owned),
+            client_secret,
+            client_assertion: None,
         }))
     }
+}
+
+fn one_method() -> ApiError {
+    ApiError::invalid_request(
+        "Use one client authentication method: a client_secret or a client_assertion.",
+    )
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<ClientCredentials>, ApiError> {
@@ -168,6 +205,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<ClientCredentials>, A
     Ok(Some(ClientCredentials {
         client_id: id,
         client_secret: Some(secret),
+        client_assertion: None,
     }))
 }
 

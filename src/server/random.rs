@@ -51,6 +51,11 @@ pub fn device_suffix() -> String {
     from_alphabet(ALNUM, 16)
 }
 
+/// The `enrollment_tx_id` of a push enrollment: 32 alphanumerics.
+pub fn enrollment_tx_id() -> String {
+    from_alphabet(ALNUM, 32)
+}
+
 /// A 6-digit code delivered out of band (SMS, voice, email).
 pub fn six_digits() -> String {
     format!("{:06}", rand::rng().random_range(0..1_000_000u32))
@@ -79,6 +84,7 @@ mod tests {
         assert_eq!(rc.len(), 24);
         assert!(rc.bytes().all(|b| UPPER_ALNUM.contains(&b)));
         assert_eq!(device_suffix().len(), 16);
+        assert_eq!(enrollment_tx_id().len(), 32);
         let code = six_digits();
         assert_eq!(code.len(), 6);
         assert!(code.bytes().all(|b| b.is_ascii_digit()));

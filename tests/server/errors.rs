@@ -670,7 +670,6 @@ async fn associate_rejects_bad_enrollment_requests() {
         json!({"authenticator_types": ["push"]}),
         json!({"authenticator_types": ["otp", "oob"]}),
         json!({"authenticator_types": ["recovery-code"]}),
-        oob(json!(["auth0"]), json!({})),
         oob(json!(["sms", "voice"]), json!({"phone_number": phone})),
         oob(json!(["fax"]), json!({"phone_number": phone})),
         oob(json!(["sms"]), json!({"phone_number": "5551239167"})),

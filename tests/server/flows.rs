@@ -729,6 +729,8 @@ async fn password_grant_and_users_without_mfa() {
         username: "plain@example.com".into(),
         password: "plain-password".into(),
         mfa: false,
+        authenticators: Vec::new(),
+        recovery_code: None,
     });
     let server = TestServer::start_with(ServeOptions {
         config,

@@ -13,6 +13,15 @@ pub async fn openid_configuration(
     headers: HeaderMap,
 ) -> Json<Value> {
     let base = state.base_url(&headers);
+    let mut auth_methods = vec!["client_secret_basic", "client_secret_post", "none"];
+    if state
+        .config
+        .clients
+        .iter()
+        .any(|c| c.public_key_pem.is_some())
+    {
+        auth_methods.push("private_key_jwt");
+    }
     Json(json!({
         "issuer": format!("{base}/"),
         "token_endpoint": format!("{base}/oauth/token"),
@@ -22,7 +31,7 @@ pub async fn openid_configuration(
         "response_types_supported": ["token", "id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": ["openid", "profile", "email", "offline_access", "enroll", "read:authenticators", "remove:authenticators"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "email", "name"],
     }))

@@ -3,11 +3,13 @@
 
 use super::{authenticate_client, check_client};
 use crate::server::AppState;
+use crate::server::config::MFA_GRANTS;
 use crate::server::error::ApiError;
 use crate::server::jwt::{AccessClaims, TokenRejection};
 use crate::server::params::{ClientCredentials, Params, bearer_token};
 use crate::server::store::{
-    Association, AuthenticatorView, Challenge, ChallengeTypes, MfaSession, parse_enrollment,
+    Association, AuthenticatorView, Challenge, ChallengeTypes, Enrollment, MfaSession,
+    parse_enrollment,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -17,17 +19,24 @@ use std::sync::Arc;
 
 /// Who is calling a bearer-protected `/mfa/` endpoint.
 enum Caller {
-    MfaToken(MfaSession),
+    MfaToken { session: MfaSession, token: String },
     Access(std::sync::Arc<AccessClaims>),
 }
 
 impl Caller {
-    /// The user, if the caller may use `scope` (an `mfa_token` only where `mfa_token_ok`).
-    fn user_for(self, scope: &str, mfa_token_ok: bool) -> Result<(String, bool), ApiError> {
+    /// The user, if the caller may use `scope` (an `mfa_token` only where `mfa_token_ok`),
+    /// and the `mfa_token` when that is what the caller presented.
+    fn user_for(
+        self,
+        scope: &str,
+        mfa_token_ok: bool,
+    ) -> Result<(String, Option<String>), ApiError> {
         match self {
-            Caller::MfaToken(session) if mfa_token_ok => Ok((session.user_id, true)),
-            Caller::MfaToken(_) => Err(ApiError::insufficient_scope(scope)),
-            Caller::Access(claims) if claims.has_scope(scope) => Ok((claims.sub.clone(), false)),
+            Caller::MfaToken { session, token } if mfa_token_ok => {
+                Ok((session.user_id, Some(token)))
+            }
+            Caller::MfaToken { .. } => Err(ApiError::insufficient_scope(scope)),
+            Caller::Access(claims) if claims.has_scope(scope) => Ok((claims.sub.clone(), None)),
             Caller::Access(_) => Err(ApiError::insufficient_scope(scope)),
         }
     }
@@ -45,7 +54,10 @@ async fn caller(
     let now = state.clock.now();
     if !token.contains('.') {
         return match state.store().session(token, None, now) {
-            Ok(session) => Ok(Caller::MfaToken(session)),
+            Ok(session) => Ok(Caller::MfaToken {
+                session,
+                token: token.to_owned(),
+            }),
             Err(e) if e.error == "expired_token" => Err(ApiError::unauthorized(
                 "expired_token",
                 "mfa_token is expired",
@@ -56,15 +68,11 @@ async fn caller(
             )),
         };
     }
+    let [plain, https] = state.mfa_audiences(headers);
     let claims = state
         .signer()
         .await?
-        .verify_access(
-            token,
-            &state.issuer(headers),
-            &state.mfa_audience(headers),
-            now,
-        )
+        .verify_access(token, &state.issuer(headers), &[&plain, &https], now)
         .map_err(|rejection| {
             ApiError::unauthorized(
                 error,
@@ -92,8 +100,8 @@ pub async fn associate(
     let params = Params::parse(&headers, &body)?;
     // Optional here: SDKs differ, and the bearer already identifies the user.
     if let Some(credentials) = ClientCredentials::from_request(&headers, &params)? {
-        check_client(&state, &credentials, false)?;
-        if let Caller::MfaToken(session) = &caller
+        check_client(&state, &headers, &credentials, false)?;
+        if let Caller::MfaToken { session, .. } = &caller
             && session.client_id != credentials.client_id
         {
             return Err(ApiError::invalid_grant(
@@ -101,17 +109,20 @@ pub async fn associate(
             ));
         }
     }
-    let enrollment = parse_enrollment(
+    let mut enrollment = parse_enrollment(
         params.list("authenticator_types")?,
         params.list("oob_channels")?,
         params.optional("phone_number")?,
         params.optional("email")?,
     )?;
-    let (user_id, via_mfa_token) = caller.user_for("enroll", true)?;
+    if let Enrollment::Push { base_url } = &mut enrollment {
+        *base_url = state.base_url(&headers);
+    }
+    let (user_id, mfa_token) = caller.user_for("enroll", true)?;
     let now = state.clock.now();
     let association = state
         .store()
-        .associate(&user_id, via_mfa_token, enrollment, now)?;
+        .associate(&user_id, mfa_token.as_deref(), enrollment, now)?;
     Ok(Json(association))
 }
 
@@ -122,6 +133,17 @@ pub async fn challenge(
 ) -> Result<Json<Challenge>, ApiError> {
     let params = Params::parse(&headers, &body)?;
     let client = authenticate_client(&state, &headers, &params)?;
+    if !client
+        .grant_types
+        .iter()
+        .any(|g| MFA_GRANTS.contains(&g.as_str()))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            "The MFA grant types are not allowed for the client.",
+        ));
+    }
     let mfa_token = params.required("mfa_token")?;
     let types = match params.list("challenge_type")? {
         None => ChallengeTypes {

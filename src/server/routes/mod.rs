@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>, control: bool) -> Router {
         app = app
             .route("/__control/users", post(control::create_user))
             .route("/__control/messages", get(control::messages))
+            .route("/__control/push", post(control::push))
             .route(
                 "/__control/clock",
                 post(control::advance_clock).get(control::clock),
@@ -160,7 +161,7 @@ async fn json_error_bodies(response: Response) -> Response {
 }
 
 /// Client authentication for `/oauth/token` and `/mfa/challenge`: `client_id` required,
-/// the secret (body or Basic) required for confidential clients.
+/// and for confidential clients the secret (body or Basic) or a signed `client_assertion`.
 fn authenticate_client<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
@@ -168,13 +169,15 @@ fn authenticate_client<'a>(
 ) -> Result<&'a ClientConfig, ApiError> {
     let credentials = ClientCredentials::from_request(headers, params)?
         .ok_or_else(|| ApiError::missing("client_id"))?;
-    check_client(state, &credentials, true)
+    check_client(state, headers, &credentials, true)
 }
 
-/// Looks the client up and checks its secret. `secret_required`: a confidential client must
-/// present it (`/mfa/associate` accepts a bare `client_id`, as several SDKs send).
+/// Looks the client up and checks its secret or assertion. `secret_required`: a
+/// confidential client must authenticate (`/mfa/associate` accepts a bare `client_id`, as
+/// several SDKs send).
 fn check_client<'a>(
     state: &'a AppState,
+    headers: &HeaderMap,
     credentials: &ClientCredentials,
     secret_required: bool,
 ) -> Result<&'a ClientConfig, ApiError> {
@@ -182,13 +185,21 @@ fn check_client<'a>(
         .config
         .client(&credentials.client_id)
         .ok_or_else(|| ApiError::invalid_client("Unknown client."))?;
+    if let Some(assertion) = &credentials.client_assertion {
+        check_assertion(state, headers, client, assertion)?;
+        return Ok(client);
+    }
+    let confidential = client.client_secret.is_some() || client.public_key_pem.is_some();
     match (&client.client_secret, &credentials.client_secret) {
         (Some(expected), Some(given))
             if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
         {
             return Err(ApiError::invalid_client("Client authentication failed."));
         }
-        (Some(_), None) if secret_required => {
+        (None, Some(_)) if confidential => {
+            return Err(ApiError::invalid_client("Client authentication failed."));
+        }
+        (_, None) if confidential && secret_required => {
             return Err(ApiError::invalid_client(
                 "Client authentication is required for this client.",
             ));
@@ -196,4 +207,34 @@ fn check_client<'a>(
         _ => {}
     }
     Ok(client)
+}
+
+/// `private_key_jwt`: the assertion verifies with the client's key and was not seen before.
+fn check_assertion(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &ClientConfig,
+    assertion: &str,
+) -> Result<(), ApiError> {
+    let key = state.client_key(&client.client_id).ok_or_else(|| {
+        ApiError::invalid_client("This client has no key for client_assertion authentication.")
+    })?;
+    let now = state.clock.now();
+    let claims = key
+        .verify(
+            assertion,
+            &client.client_id,
+            &state.assertion_audiences(headers),
+            now,
+        )
+        .map_err(|e| ApiError::invalid_client(e.to_string()))?;
+    if !state
+        .store()
+        .remember_assertion(&client.client_id, &claims.jti, claims.exp, now)
+    {
+        return Err(ApiError::invalid_client(
+            "The client_assertion was already used.",
+        ));
+    }
+    Ok(())
 }

@@ -118,13 +118,13 @@ async fn issue_tokens(
 ) -> Result<Value, ApiError> {
     let signer = state.signer().await?;
     let issuer = state.issuer(headers);
-    let mfa_audience = state.mfa_audience(headers);
+    let mfa_audiences = state.mfa_audiences(headers);
     let audience = grant
         .audience
         .clone()
         .or_else(|| state.config.default_audience.clone())
         .unwrap_or_else(|| format!("{}/userinfo", state.base_url(headers)));
-    let for_mfa_api = audience == mfa_audience;
+    let for_mfa_api = mfa_audiences.contains(&audience);
     let scope: Vec<&str> = grant
         .scope
         .split_whitespace()

@@ -1,16 +1,18 @@
 //! Unit tests of the [`Store`]: the MFA rules with the clock as a plain number, so step
 //! boundaries, expiry instants and the limiter's refill are exact.
 
+use super::manage::{mask_email, mask_phone};
 use super::*;
+use crate::totp;
 
 /// A Unix time at the very start of a 30-s TOTP step (1_700_000_010 = 30 × 56_666_667).
-const NOW: i64 = 1_700_000_010;
-const CLIENT: &str = "client";
-const PHONE: &str = "+15551239167";
+pub(super) const NOW: i64 = 1_700_000_010;
+pub(super) const CLIENT: &str = "client";
+pub(super) const PHONE: &str = "+15551239167";
 
 /// One authenticator per enrollment (no SMS/voice pairing), so lists are easy to read;
 /// `sms_and_voice_are_enrolled_confirmed_and_deleted_as_a_pair` covers the pairing.
-fn store() -> Store {
+pub(super) fn store() -> Store {
     store_with(
         Limits::default(),
         Factors {
@@ -21,19 +23,19 @@ fn store() -> Store {
     )
 }
 
-fn store_with(limits: Limits, factors: Factors, recovery_codes: bool) -> Store {
+pub(super) fn store_with(limits: Limits, factors: Factors, recovery_codes: bool) -> Store {
     Store::new(limits, factors, recovery_codes, "Test Tenant".into())
 }
 
 /// A user who must pass MFA, and the `mfa_token` of a login at `now`.
-fn user_and_token(store: &mut Store, now: i64) -> (String, String) {
+pub(super) fn user_and_token(store: &mut Store, now: i64) -> (String, String) {
     let user_id = store
         .add_user("alice@example.com", "pw", true, now)
         .unwrap();
     (user_id, login(store, "alice@example.com", now))
 }
 
-fn login(store: &mut Store, username: &str, now: i64) -> String {
+pub(super) fn login(store: &mut Store, username: &str, now: i64) -> String {
     match store.login(username, "pw", CLIENT, None, "openid", now) {
         Ok(Login::MfaRequired(token)) => token,
         Ok(Login::Granted(_)) => panic!("{username} needs no MFA"),
@@ -41,14 +43,19 @@ fn login(store: &mut Store, username: &str, now: i64) -> String {
     }
 }
 
-fn code_at(secret: &str, t: i64) -> String {
+pub(super) fn code_at(secret: &str, t: i64) -> String {
     totp::code_at(secret, t as u64).unwrap()
 }
 
 /// Enrolls OTP (pending) and returns its secret. `via_mfa_token`: as the first factor.
-fn associate_otp(store: &mut Store, user_id: &str, via_mfa_token: bool, now: i64) -> String {
+pub(super) fn associate_otp(
+    store: &mut Store,
+    user_id: &str,
+    mfa_token: Option<&str>,
+    now: i64,
+) -> String {
     match store
-        .associate(user_id, via_mfa_token, Enrollment::Otp, now)
+        .associate(user_id, mfa_token, Enrollment::Otp, now)
         .unwrap()
     {
         Association::Otp { secret, .. } => secret,
@@ -57,9 +64,9 @@ fn associate_otp(store: &mut Store, user_id: &str, via_mfa_token: bool, now: i64
 }
 
 /// Enrolls OTP and confirms it with the code of `now`; returns the secret.
-fn enrolled_otp(store: &mut Store, user_id: &str, mfa_token: &str, now: i64) -> String {
+pub(super) fn enrolled_otp(store: &mut Store, user_id: &str, mfa_token: &str, now: i64) -> String {
     let first = !store.users[user_id].has_active_factor();
-    let secret = associate_otp(store, user_id, first, now);
+    let secret = associate_otp(store, user_id, first.then_some(mfa_token), now);
     store
         .verify_otp(mfa_token, CLIENT, &code_at(&secret, now), now)
         .unwrap();
@@ -67,10 +74,10 @@ fn enrolled_otp(store: &mut Store, user_id: &str, mfa_token: &str, now: i64) -> 
 }
 
 /// Enrolls SMS (pending) and returns the `oob_code` and the delivered code.
-fn associate_sms(
+pub(super) fn associate_sms(
     store: &mut Store,
     user_id: &str,
-    via_mfa_token: bool,
+    mfa_token: Option<&str>,
     now: i64,
 ) -> (String, String) {
     let enrollment = Enrollment::Oob {
@@ -78,7 +85,7 @@ fn associate_sms(
         to: PHONE.into(),
     };
     let oob_code = match store
-        .associate(user_id, via_mfa_token, enrollment, now)
+        .associate(user_id, mfa_token, enrollment, now)
         .unwrap()
     {
         Association::Oob { oob_code, .. } => oob_code,
@@ -93,7 +100,7 @@ fn limiter_tokens(store: &Store, user_id: &str) -> f64 {
 }
 
 #[track_caller]
-fn assert_api_error(
+pub(super) fn assert_api_error(
     result: Result<impl std::fmt::Debug, ApiError>,
     status: u16,
     error: &str,
@@ -214,12 +221,12 @@ fn email_addresses_are_masked_as_auth0_does() {
 #[test]
 fn the_list_shows_masked_names_and_channels() {
     let mut store = store();
-    let (user_id, _) = user_and_token(&mut store, NOW);
-    associate_sms(&mut store, &user_id, true, NOW);
+    let (user_id, token) = user_and_token(&mut store, NOW);
+    associate_sms(&mut store, &user_id, Some(&token), NOW);
     store
         .associate(
             &user_id,
-            true,
+            Some(&token),
             Enrollment::Oob {
                 channel: Channel::Email,
                 to: "someone@example.com".into(),
@@ -230,7 +237,7 @@ fn the_list_shows_masked_names_and_channels() {
     store
         .associate(
             &user_id,
-            true,
+            Some(&token),
             Enrollment::Oob {
                 channel: Channel::Voice,
                 to: "+447700900123".into(),
@@ -238,7 +245,7 @@ fn the_list_shows_masked_names_and_channels() {
             NOW,
         )
         .unwrap();
-    associate_otp(&mut store, &user_id, true, NOW);
+    associate_otp(&mut store, &user_id, Some(&token), NOW);
     let list = store.list(&user_id).unwrap();
     let by_type: Vec<(&str, Option<Channel>, Option<&str>, bool)> = list
         .iter()
@@ -367,6 +374,9 @@ fn parse_enrollment_accepts_each_supported_kind() {
         matches!(&parsed, Ok(Enrollment::Oob { channel: Channel::Email, to }) if to == "a@b.co"),
         "{parsed:?}"
     );
+    // Push needs neither a phone nor an email.
+    let parsed = parse_enrollment(strings(&["oob"]), strings(&["auth0"]), None, None);
+    assert!(matches!(&parsed, Ok(Enrollment::Push { .. })), "{parsed:?}");
 }
 
 #[test]
@@ -413,7 +423,9 @@ fn parse_enrollment_errors() {
         )
         .contains("exactly one")
     );
-    assert!(enrollment_error(strings(&["oob"]), strings(&["auth0"]), None, None).contains("auth0"));
+    assert!(
+        enrollment_error(strings(&["oob"]), strings(&["telegram"]), None, None).contains("auth0")
+    );
     for types in [&["push"][..], &["otp", "oob"], &["OTP"], &[]] {
         assert!(
             enrollment_error(strings(types), None, None, None).contains("authenticator_types"),
@@ -447,8 +459,8 @@ fn purge_drops_expired_sessions_and_transactions_only() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     let later_token = login(&mut store, "alice@example.com", NOW + 100);
-    let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
-    let (second_oob_code, _) = associate_sms(&mut store, &user_id, true, NOW + 10);
+    let (oob_code, code) = associate_sms(&mut store, &user_id, Some(&token), NOW);
+    let (second_oob_code, _) = associate_sms(&mut store, &user_id, Some(&token), NOW + 10);
     assert_eq!(store.counts(), (1, 2, 2));
 
     // A spent transaction stays until it expires, so a replay is still "Invalid".
@@ -565,7 +577,7 @@ fn users_are_unique_and_logins_check_the_password() {
 fn totp_accepts_the_current_and_previous_step_only() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
-    let secret = associate_otp(&mut store, &user_id, true, NOW);
+    let secret = associate_otp(&mut store, &user_id, Some(&token), NOW);
     // Confirm with the previous step's code (the step before NOW).
     store
         .verify_otp(&token, CLIENT, &code_at(&secret, NOW - 1), NOW + 5)
@@ -616,7 +628,7 @@ fn each_otp_authenticator_keeps_its_own_last_step() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     let first = enrolled_otp(&mut store, &user_id, &token, NOW);
-    let second = associate_otp(&mut store, &user_id, false, NOW);
+    let second = associate_otp(&mut store, &user_id, None, NOW);
     // The second (pending) one is confirmed by its own code of the same step.
     store
         .verify_otp(&token, CLIENT, &code_at(&second, NOW), NOW)
@@ -639,7 +651,7 @@ fn otp_grant_without_an_otp_authenticator() {
         "unsupported_challenge_type",
     );
     assert!(err.description.starts_with("User is not enrolled."));
-    let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
+    let (oob_code, code) = associate_sms(&mut store, &user_id, Some(&token), NOW);
     store
         .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW)
         .unwrap();
@@ -664,7 +676,7 @@ fn oob_transactions_are_single_use_bound_to_the_user_and_expire() {
     let (alice, alice_token) = user_and_token(&mut store, NOW);
     store.add_user("bob@example.com", "pw", true, NOW).unwrap();
     let bob_token = login(&mut store, "bob@example.com", NOW);
-    let (oob_code, code) = associate_sms(&mut store, &alice, true, NOW);
+    let (oob_code, code) = associate_sms(&mut store, &alice, Some(&alice_token), NOW);
 
     let err = assert_api_error(
         store.verify_oob(&bob_token, CLIENT, &oob_code, Some(&code), NOW),
@@ -731,7 +743,7 @@ fn oob_transactions_are_single_use_bound_to_the_user_and_expire() {
 fn delivered_codes_are_six_digits_and_inboxes_keep_the_last_hundred() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
-    let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
+    let (oob_code, code) = associate_sms(&mut store, &user_id, Some(&token), NOW);
     store
         .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW)
         .unwrap();
@@ -764,7 +776,7 @@ fn recovery_code_is_issued_once_used_once_and_rotated() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     let first = store
-        .associate(&user_id, true, Enrollment::Otp, NOW)
+        .associate(&user_id, Some(&token), Enrollment::Otp, NOW)
         .unwrap();
     let Association::Otp {
         secret,
@@ -794,7 +806,7 @@ fn recovery_code_is_issued_once_used_once_and_rotated() {
         .verify_otp(&token, CLIENT, &code_at(&secret, NOW), NOW)
         .unwrap();
     let second = store
-        .associate(&user_id, false, Enrollment::Otp, NOW)
+        .associate(&user_id, None, Enrollment::Otp, NOW)
         .unwrap();
     assert!(matches!(
         second,
@@ -826,7 +838,7 @@ fn recovery_code_is_issued_once_used_once_and_rotated() {
 fn no_recovery_codes_when_disabled() {
     let mut store = store_with(Limits::default(), Factors::default(), false);
     let (user_id, token) = user_and_token(&mut store, NOW);
-    let secret = associate_otp(&mut store, &user_id, true, NOW);
+    let secret = associate_otp(&mut store, &user_id, Some(&token), NOW);
     store
         .verify_otp(&token, CLIENT, &code_at(&secret, NOW), NOW)
         .unwrap();
@@ -865,7 +877,7 @@ fn associate_rules() {
         to: PHONE.into(),
     };
     let err = assert_api_error(
-        store.associate(&user_id, true, voice, NOW),
+        store.associate(&user_id, Some(&token), voice, NOW),
         400,
         "invalid_request",
     );
@@ -873,20 +885,20 @@ fn associate_rules() {
 
     enrolled_otp(&mut store, &user_id, &token, NOW);
     let err = assert_api_error(
-        store.associate(&user_id, true, Enrollment::Otp, NOW),
+        store.associate(&user_id, Some(&token), Enrollment::Otp, NOW),
         403,
         "access_denied",
     );
     assert_eq!(err.description, "User is already enrolled.");
     store
-        .associate(&user_id, false, Enrollment::Otp, NOW)
+        .associate(&user_id, None, Enrollment::Otp, NOW)
         .unwrap();
     store
-        .associate(&user_id, false, Enrollment::Otp, NOW)
+        .associate(&user_id, None, Enrollment::Otp, NOW)
         .unwrap();
     // Three authenticators (the recovery code is not one of them): the fourth is refused.
     assert_api_error(
-        store.associate(&user_id, false, Enrollment::Otp, NOW),
+        store.associate(&user_id, None, Enrollment::Otp, NOW),
         400,
         "invalid_request",
     );
@@ -908,7 +920,7 @@ fn challenge_rules() {
     );
     assert!(err.description.starts_with("User is not enrolled."));
 
-    let (oob_code, code) = associate_sms(&mut store, &user_id, true, NOW);
+    let (oob_code, code) = associate_sms(&mut store, &user_id, Some(&token), NOW);
     let sms_id = store.list(&user_id).unwrap()[0].id.clone();
     // Only pending authenticators: still not enrolled.
     assert_api_error(
@@ -920,7 +932,7 @@ fn challenge_rules() {
         .verify_oob(&token, CLIENT, &oob_code, Some(&code), NOW)
         .unwrap();
     // A pending authenticator next to an active one cannot be challenged.
-    associate_sms(&mut store, &user_id, false, NOW);
+    associate_sms(&mut store, &user_id, None, NOW);
     let pending_id = store.list(&user_id).unwrap()[1].id.clone();
     assert_api_error(
         store.challenge(&token, CLIENT, all, Some(&pending_id), NOW),
@@ -989,7 +1001,7 @@ fn delete_removes_the_authenticator_and_its_transactions() {
     let mut store = store();
     let (user_id, token) = user_and_token(&mut store, NOW);
     enrolled_otp(&mut store, &user_id, &token, NOW);
-    let (oob_code, code) = associate_sms(&mut store, &user_id, false, NOW);
+    let (oob_code, code) = associate_sms(&mut store, &user_id, None, NOW);
     let list = store.list(&user_id).unwrap();
     let sms_id = list[1].id.clone();
     let recovery_id = list[2].id.clone();
@@ -1030,7 +1042,7 @@ fn sms_and_voice_are_enrolled_confirmed_and_deleted_as_a_pair() {
     let association = store
         .associate(
             &user_id,
-            true,
+            Some(&token),
             Enrollment::Oob {
                 channel: Channel::Sms,
                 to: "+15550100001".into(),
