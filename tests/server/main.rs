@@ -6,6 +6,7 @@ pub mod support;
 
 mod concurrency;
 mod errors;
+mod fidelity;
 mod flows;
 mod fuzz;
 mod security;

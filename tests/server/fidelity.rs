@@ -4,15 +4,13 @@
 //! device's answer through the control API), `private_key_jwt` client authentication and
 //! `unauthorized_client` for a configured client without the MFA grants.
 
-mod common;
-
+use crate::support::server::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::*;
 use mfa_conform::server::ServeOptions;
 use mfa_conform::server::config::{
     ClientConfig, GRANT_PASSWORD, GRANT_PASSWORD_REALM, ServerConfig,
@@ -530,15 +528,7 @@ impl Drop for ServeProcess {
 
 fn serve_with_config(config_yaml: &str, extra: &[&str]) -> ServeProcess {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!(
-        "mfa-conform-fidelity-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::tempdir("fidelity");
     let path = dir.join("server.yaml");
     std::fs::write(&path, config_yaml).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-conform"))
@@ -552,7 +542,7 @@ fn serve_with_config(config_yaml: &str, extra: &[&str]) -> ServeProcess {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let base = first
         .trim()
         .strip_prefix("listening on ")
@@ -686,8 +676,7 @@ fn serve_refuses_a_bad_seeded_user_before_listening() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    let dir = std::env::temp_dir().join(format!("mfa-conform-bad-seed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::tempdir("bad-seed");
     let path = dir.join("server.yaml");
     std::fs::write(
         &path,
@@ -699,7 +688,7 @@ fn serve_refuses_a_bad_seeded_user_before_listening() {
         .arg(&path)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("otp secret"), "{stderr}");
