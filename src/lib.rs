@@ -12,6 +12,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod target;
 pub mod totp;
+pub mod transport;
 
 /// Makes aws-lc-rs the process's TLS crypto provider. Two providers (ring, from the HTTP
 /// client, and aws-lc-rs) are linked in, and rustls refuses to guess between them.

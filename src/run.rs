@@ -2,9 +2,9 @@
 //! them in parallel against the target (the embedded reference server when no profile is
 //! given), settles known deviations, and hands the results to the report sinks.
 
-use crate::engine::RunContext;
 use crate::engine::redact::Redactor;
 use crate::engine::result::{CheckStatus, ErrorKind, ScenarioResult, ScenarioStatus};
+use crate::engine::{Detail, RunContext};
 use crate::report::{self, RunReport, TargetInfo};
 use crate::scenario::load::{LoadError, parse_yaml};
 use crate::scenario::model::Capability;
@@ -182,7 +182,8 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, BadInput> {
     };
     let redactor = Redactor::default();
     let context = Arc::new(
-        RunContext::new(target.clone(), &suite, redactor.clone()).map_err(|e| BadInput(vec![e]))?,
+        RunContext::new(target.clone(), &suite, redactor.clone(), Detail::Full)
+            .map_err(|e| BadInput(vec![e.to_string()]))?,
     );
     let mut snapshots = match SnapshotSink::new(&options.snapshots, &target, &suite) {
         Ok(sink) => sink,

@@ -4,7 +4,7 @@
 //! the input.
 
 use mfa_conform::engine::control::ControlClient;
-use mfa_conform::engine::template::{Builtins, Templates};
+use mfa_conform::engine::template::{Builtins, TemplateError, Templates};
 use mfa_conform::scenario::load::{
     LoadError, load_catalogue, load_scenario, normalize_line_breaks,
 };
@@ -166,14 +166,20 @@ fn context() -> Value {
 fn template_corpus() {
     let t = templates();
     let ctx = context();
-    let check = |result: Result<String, String>| {
+    let check = |result: Result<String, TemplateError>| {
         if let Err(message) = result {
-            assert!(!message.trim().is_empty(), "an error without a message");
+            assert!(
+                !message.to_string().trim().is_empty(),
+                "an error without a message"
+            );
         }
     };
-    let check_json = |result: Result<Value, String>| {
+    let check_json = |result: Result<Value, TemplateError>| {
         if let Err(message) = result {
-            assert!(!message.trim().is_empty(), "an error without a message");
+            assert!(
+                !message.to_string().trim().is_empty(),
+                "an error without a message"
+            );
         }
     };
     let rendered = std::sync::atomic::AtomicUsize::new(0);

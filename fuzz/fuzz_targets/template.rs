@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mfa_conform::engine::control::ControlClient;
-use mfa_conform::engine::template::{Builtins, Templates};
+use mfa_conform::engine::template::{Builtins, TemplateError, Templates};
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
@@ -40,9 +40,9 @@ fn context() -> Value {
     })
 }
 
-fn check(result: Result<impl std::fmt::Debug, String>) {
+fn check(result: Result<impl std::fmt::Debug, TemplateError>) {
     if let Err(message) = result {
-        assert!(!message.trim().is_empty(), "an error without a message");
+        assert!(!message.to_string().trim().is_empty(), "an error without a message");
     }
 }
 

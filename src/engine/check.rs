@@ -1,102 +1,39 @@
 //! Evaluating checks and captures against a response.
 
 use super::redact::Redactor;
-use super::result::{CheckResult, CheckStatus};
+use super::response::{Cache, Observed, SelectError, with_cached};
+use super::result::{CheckOrigin, CheckResult, CheckStatus};
 use crate::scenario::model::{BodyExpect, Capture, Check, JsonType, Severity};
 use serde_json::Value;
 
-/// What a step produced, as checks see it.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    pub status: u16,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub json: Option<Value>,
-}
-
-impl Observed {
-    /// A response as checks see it. `parse_json`: parse the body (run mode always does;
-    /// load mode only when a check or capture reads it).
-    pub fn new(
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        parse_json: bool,
-    ) -> Observed {
-        let json = if parse_json {
-            serde_json::from_slice(&body).ok()
-        } else {
-            None
-        };
-        let body = match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
-        Observed {
-            status,
-            headers,
-            body,
-            json,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// First node a JSONPath selects.
-    pub fn select(&self, path: &str) -> Result<Option<&Value>, String> {
-        let json = self
-            .json
-            .as_ref()
-            .ok_or_else(|| "the response body is not JSON".to_owned())?;
-        with_cached(
-            &JSON_PATHS,
-            path,
-            serde_json_path::JsonPath::parse,
-            |compiled| {
-                compiled
-                    .map(|c| c.query(json).first())
-                    .map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
-            },
-        )
-    }
-}
-
-type Cache<T, E> = std::cell::RefCell<std::collections::HashMap<String, Result<T, E>>>;
-
 thread_local! {
-    /// Compiled JSONPaths and regexes by source text: a load run evaluates the same few
-    /// thousands of times a second. Per thread, so no lock; bounded by [`CACHE_LIMIT`].
-    static JSON_PATHS: Cache<serde_json_path::JsonPath, serde_json_path::ParseError> =
-        Default::default();
+    /// Compiled regexes by source text (see [`with_cached`]).
     static REGEXES: Cache<regex::Regex, regex::Error> = Default::default();
 }
 
-/// Entries a cache holds before it starts over (templated paths could make many).
-const CACHE_LIMIT: usize = 1024;
+/// Why a check did not pass: what was found instead, or why nothing could be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// The value found, described (`got "mfa_required"`, `status was 200`).
+    #[error("{0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("{0}")]
+    InvalidRegex(String),
+}
 
-fn with_cached<T, E, R>(
-    cache: &'static std::thread::LocalKey<Cache<T, E>>,
-    source: &str,
-    compile: impl FnOnce(&str) -> Result<T, E>,
-    use_it: impl FnOnce(Result<&T, &E>) -> R,
-) -> R {
-    cache.with(|cell| {
-        let mut map = cell.borrow_mut();
-        if !map.contains_key(source) {
-            if map.len() >= CACHE_LIMIT {
-                map.clear();
-            }
-            map.insert(source.to_owned(), compile(source));
-        }
-        use_it(map[source].as_ref())
-    })
+/// Why a capture found no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("the request sent no body field {0}")]
+    NotSent(String),
+    #[error("{0} matched nothing in the response")]
+    NoMatch(String),
+    #[error("the response has no {0} header")]
+    NoHeader(String),
+    #[error(transparent)]
+    Select(#[from] SelectError),
 }
 
 /// A check with its templated values already rendered.
@@ -132,58 +69,65 @@ pub fn evaluate(
     redactor: &Redactor,
 ) -> CheckResult {
     let check = rendered.check;
-    let (description, outcome): (String, Result<(), String>) = if let Some(status) = &check.status {
-        let expected = match status {
-            crate::scenario::model::StatusExpect::One(s) => s.to_string(),
-            crate::scenario::model::StatusExpect::AnyOf(l) => format!(
-                "one of {}",
-                l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        (
-            format!("status is {expected}"),
-            if status.accepts(observed.status) {
-                Ok(())
-            } else {
-                Err(format!("status was {}", observed.status))
-            },
-        )
-    } else if let Some(body) = check.body {
-        match body {
-            BodyExpect::Json => (
-                "body is JSON".into(),
-                observed
-                    .json
-                    .as_ref()
-                    .map(|_| ())
-                    .ok_or_else(|| "body is not JSON".to_owned()),
-            ),
-            BodyExpect::Empty => (
-                "body is empty".into(),
-                if observed.body.trim().is_empty() {
+    let (description, outcome): (String, Result<(), CheckError>) =
+        if let Some(status) = &check.status {
+            let expected = match status {
+                crate::scenario::model::StatusExpect::One(s) => s.to_string(),
+                crate::scenario::model::StatusExpect::AnyOf(l) => format!(
+                    "one of {}",
+                    l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            (
+                format!("status is {expected}"),
+                if status.accepts(observed.status) {
                     Ok(())
                 } else {
-                    Err(format!("body has {} bytes", observed.body.len()))
+                    Err(CheckError::Mismatch(format!(
+                        "status was {}",
+                        observed.status
+                    )))
                 },
-            ),
-        }
-    } else if let Some(name) = &check.header {
-        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
-        let subject = format!("header {name}");
-        (
-            describe_predicates(&subject, rendered),
-            predicates(&subject, value.as_ref(), rendered),
-        )
-    } else {
-        let path = rendered.path.as_deref().unwrap_or("$");
-        match observed.select(path) {
-            Ok(value) => (
-                describe_predicates(path, rendered),
-                predicates(path, value, rendered),
-            ),
-            Err(e) => (describe_predicates(path, rendered), Err(e)),
-        }
-    };
+            )
+        } else if let Some(body) = check.body {
+            match body {
+                BodyExpect::Json => (
+                    "body is JSON".into(),
+                    observed
+                        .json
+                        .as_ref()
+                        .map(|_| ())
+                        .ok_or_else(|| CheckError::Mismatch("body is not JSON".to_owned())),
+                ),
+                BodyExpect::Empty => (
+                    "body is empty".into(),
+                    if observed.body.trim().is_empty() {
+                        Ok(())
+                    } else {
+                        Err(CheckError::Mismatch(format!(
+                            "body has {} bytes",
+                            observed.body.len()
+                        )))
+                    },
+                ),
+            }
+        } else if let Some(name) = &check.header {
+            let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+            let subject = format!("header {name}");
+            (
+                describe_predicates(&subject, rendered),
+                predicates(&subject, value.as_ref(), rendered),
+            )
+        } else {
+            let path = rendered.path.as_deref().unwrap_or("$");
+            match observed.select(path) {
+                Ok(value) => (
+                    describe_predicates(path, rendered),
+                    predicates(path, value, rendered),
+                ),
+                Err(e) => (describe_predicates(path, rendered), Err(e.into())),
+            }
+        };
     let (status, actual, message) = match outcome {
         Ok(()) => (
             CheckStatus::Passed,
@@ -191,13 +135,14 @@ pub fn evaluate(
             format!("{description}: ok"),
         ),
         Err(actual) => {
-            let actual = redactor.text(&actual);
+            let actual = redactor.text(&actual.to_string());
             let message = format!("expected {description}; {actual}");
             (CheckStatus::Failed, actual, message)
         }
     };
     CheckResult {
         requirement: check.req.value.clone(),
+        origin: CheckOrigin::Requirement,
         severity,
         status,
         check: redactor.text(&description),
@@ -264,12 +209,13 @@ fn describe_predicates(subject: &str, r: &Rendered<'_>) -> String {
     format!("{subject} {}", parts.join(" and "))
 }
 
-fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), String> {
+fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), CheckError> {
+    let mismatch = |text: String| Err(CheckError::Mismatch(text));
     let c = r.check;
     if let Some(exists) = c.exists {
         match (exists, value) {
-            (true, None) => return Err(format!("{subject} is absent")),
-            (false, Some(v)) => return Err(format!("{subject} is present: {}", short(v))),
+            (true, None) => return mismatch(format!("{subject} is absent")),
+            (false, Some(v)) => return mismatch(format!("{subject} is present: {}", short(v))),
             _ => {}
         }
     }
@@ -283,27 +229,27 @@ fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<
         return Ok(());
     }
     let Some(value) = value else {
-        return Err(format!("{subject} is absent"));
+        return mismatch(format!("{subject} is absent"));
     };
     if let Some(expected) = &r.equals
         && !json_eq(value, expected)
     {
-        return Err(format!("got {}", short(value)));
+        return mismatch(format!("got {}", short(value)));
     }
     if let Some(unwanted) = &r.not_equals
         && json_eq(value, unwanted)
     {
-        return Err(format!("got {}", short(value)));
+        return mismatch(format!("got {}", short(value)));
     }
     if let Some(list) = &r.one_of
         && !list.iter().any(|v| json_eq(value, v))
     {
-        return Err(format!("got {}", short(value)));
+        return mismatch(format!("got {}", short(value)));
     }
     if let Some(t) = c.type_
         && !t.accepts(value)
     {
-        return Err(format!(
+        return mismatch(format!(
             "got a {} ({})",
             JsonType::of(value).as_str(),
             short(value)
@@ -311,16 +257,18 @@ fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<
     }
     if let Some(pattern) = &c.matches {
         let Value::String(text) = value else {
-            return Err(format!(
+            return mismatch(format!(
                 "got a {}, not a string",
                 JsonType::of(value).as_str()
             ));
         };
         let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
-            regex.map(|r| r.is_match(text)).map_err(|e| e.to_string())
+            regex
+                .map(|r| r.is_match(text))
+                .map_err(|e| CheckError::InvalidRegex(e.to_string()))
         })?;
         if !matched {
-            return Err(format!("got {}", short(value)));
+            return mismatch(format!("got {}", short(value)));
         }
     }
     if let Some(n) = c.length {
@@ -329,14 +277,14 @@ fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<
             Value::String(s) => s.chars().count(),
             Value::Object(o) => o.len(),
             other => {
-                return Err(format!(
+                return mismatch(format!(
                     "got a {}, which has no length",
                     JsonType::of(other).as_str()
                 ));
             }
         };
         if len != n {
-            return Err(format!("length was {len}"));
+            return mismatch(format!("length was {len}"));
         }
     }
     Ok(())
@@ -348,20 +296,20 @@ pub fn capture(
     capture: &Capture,
     observed: &Observed,
     sent: Option<&Value>,
-) -> Result<Value, String> {
+) -> Result<Value, CaptureError> {
     match capture {
         Capture::Sent { sent: field } => sent
             .and_then(|body| body.get(field))
             .cloned()
-            .ok_or_else(|| format!("the request sent no body field {field}")),
+            .ok_or_else(|| CaptureError::NotSent(field.clone())),
         Capture::Path(path) => observed
             .select(path)?
             .cloned()
-            .ok_or_else(|| format!("{path} matched nothing in the response")),
+            .ok_or_else(|| CaptureError::NoMatch(path.clone())),
         Capture::Header { header } => observed
             .header(header)
             .map(|v| Value::String(v.to_owned()))
-            .ok_or_else(|| format!("the response has no {header} header")),
+            .ok_or_else(|| CaptureError::NoHeader(header.clone())),
     }
 }
 

@@ -13,8 +13,8 @@ pub mod thresholds;
 
 pub use args::LoadArgs;
 
-use crate::engine::RunContext;
 use crate::engine::redact::Redactor;
+use crate::engine::{Detail, RunContext};
 use crate::run::reference_target;
 use crate::scenario::Suite;
 use crate::scenario::load::parse_yaml;
@@ -217,8 +217,8 @@ async fn load(args: LoadArgs) -> Result<u8, Failure> {
     if flows.is_empty() {
         return Err(bad(format!("no flow to replay: {}", warnings.join("; "))));
     }
-    let mut ctx = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(bad)?;
-    ctx.lean = true;
+    let ctx = RunContext::new(target.clone(), &suite, Redactor::default(), Detail::Measure)
+        .map_err(|e| bad(e.to_string()))?;
     let ctx = Arc::new(ctx);
     let endpoint = Arc::new(
         conn::Endpoint::new(&target)

@@ -58,6 +58,35 @@ fn yes() -> bool {
     true
 }
 
+/// The three lists of steps of a scenario, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Setup,
+    Steps,
+    Teardown,
+}
+
+impl Scenario {
+    /// Each phase with its steps, in the order they run.
+    pub fn phases(&self) -> [(Phase, &[Step]); 3] {
+        [
+            (Phase::Setup, &self.setup),
+            (Phase::Steps, &self.steps),
+            (Phase::Teardown, &self.teardown),
+        ]
+    }
+
+    /// The steps of one phase.
+    pub fn phase(&self, phase: Phase) -> &[Step] {
+        match phase {
+            Phase::Setup => &self.setup,
+            Phase::Steps => &self.steps,
+            Phase::Teardown => &self.teardown,
+        }
+    }
+}
+
 /// Something a target can do that some scenarios need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

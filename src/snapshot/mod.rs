@@ -17,7 +17,9 @@ pub mod review;
 
 pub use args::{RunSnapshotArgs, SnapshotsArgs};
 
-use crate::engine::result::{CheckResult, CheckStatus, Phase, ScenarioResult, ScenarioStatus};
+use crate::engine::result::{
+    CheckOrigin, CheckResult, CheckStatus, Phase, ScenarioResult, ScenarioStatus,
+};
 use crate::scenario::model::Severity;
 use crate::scenario::{Suite, SuiteScenario};
 use crate::target::Target;
@@ -290,8 +292,15 @@ impl SnapshotSink {
         actual: String,
         message: String,
     ) -> CheckResult {
+        let origin = match self.summary.compare {
+            Comparison::Exact => CheckOrigin::Snapshot,
+            Comparison::Shape => CheckOrigin::Shape {
+                profile: self.summary.profile.clone(),
+            },
+        };
         CheckResult {
             requirement: REQUIREMENT.to_owned(),
+            origin,
             severity: self.severity,
             status,
             check,

@@ -17,7 +17,7 @@
 //! (`snapshot_redact`).
 
 use super::json::{self, Node};
-use crate::engine::check::Observed;
+use crate::engine::response::Observed;
 use crate::scenario::model::RedactRule;
 use regex::Regex;
 use serde_json::Value;
