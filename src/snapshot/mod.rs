@@ -427,7 +427,7 @@ impl SnapshotSink {
             return Some(match old {
                 Err(e) => {
                     self.summary.differed += 1;
-                    self.check(CheckStatus::Failed, check, e.clone(), e)
+                    self.check(CheckStatus::Failed, check, e.to_string(), e.to_string())
                 }
                 Ok(old) => {
                     let reference = diff::parse(&old.contents);
@@ -464,7 +464,7 @@ impl SnapshotSink {
         }
         let write = |file: &SnapFile, to: &Path, errors: &mut Vec<String>| {
             if let Err(e) = file.write(to) {
-                errors.push(e);
+                errors.push(e.to_string());
             }
         };
         let remove_pending = |errors: &mut Vec<String>| {

@@ -16,6 +16,17 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
 }
 
+/// Why `snapshots` cannot do what it was asked (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("say which pending snapshots: --all, or .snap.new files, .snap files or directories")]
+    NoSelection,
+    #[error("{}: no pending snapshot there", .0.display())]
+    NotPending(PathBuf),
+    #[error("cannot write to stdout: {0}")]
+    Output(#[from] std::io::Error),
+}
+
 /// Runs `mfa-conform snapshots` on the process's stdin and stdout.
 pub fn main(args: SnapshotsArgs) -> u8 {
     let stdin = std::io::stdin();
@@ -38,8 +49,8 @@ pub fn run(
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     colour: bool,
-) -> Result<u8, String> {
-    let io = |e: std::io::Error| format!("cannot write to stdout: {e}");
+) -> Result<u8, ReviewError> {
+    let io = ReviewError::Output;
     match args.action {
         SnapshotsAction::Review(selection) => {
             let pending = pending(&selection, true)?;
@@ -69,15 +80,12 @@ pub fn run(
 
 /// The pending files a selection names, sorted. `default_all`: no paths means every
 /// pending file under `--dir` (review, pending); otherwise `--all` or paths are required.
-pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>, String> {
+pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>, ReviewError> {
     let mut out = Vec::new();
     if selection.all || (selection.paths.is_empty() && default_all) {
         walk(&selection.dir, &mut out);
     } else if selection.paths.is_empty() {
-        return Err(
-            "say which pending snapshots: --all, or .snap.new files, .snap files or directories"
-                .into(),
-        );
+        return Err(ReviewError::NoSelection);
     }
     for path in &selection.paths {
         if path.is_dir() {
@@ -89,7 +97,7 @@ pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>,
         {
             out.push(super::file::new_path(path));
         } else {
-            return Err(format!("{}: no pending snapshot there", path.display()));
+            return Err(ReviewError::NotPending(path.clone()));
         }
     }
     out.sort();
