@@ -3,7 +3,9 @@
 use super::redact::Redactor;
 use super::response::{Cache, Observed, SelectError, with_cached};
 use super::result::{CheckOrigin, CheckResult, CheckStatus};
-use crate::scenario::model::{BodyExpect, Capture, Check, JsonType, Severity};
+use crate::scenario::model::{
+    BodyExpect, Capture, Check, JsonType, Severity, StatusExpect, Subject,
+};
 use serde_json::Value;
 
 thread_local! {
@@ -69,11 +71,12 @@ pub fn evaluate(
     redactor: &Redactor,
 ) -> CheckResult {
     let check = rendered.check;
-    let (description, outcome): (String, Result<(), CheckError>) =
-        if let Some(status) = &check.status {
+    let mismatch = |text: String| Err(CheckError::Mismatch(text));
+    let (description, outcome): (String, Result<(), CheckError>) = match check.subject() {
+        Subject::Status(status) => {
             let expected = match status {
-                crate::scenario::model::StatusExpect::One(s) => s.to_string(),
-                crate::scenario::model::StatusExpect::AnyOf(l) => format!(
+                StatusExpect::One(s) => s.to_string(),
+                StatusExpect::AnyOf(l) => format!(
                     "one of {}",
                     l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
                 ),
@@ -83,51 +86,42 @@ pub fn evaluate(
                 if status.accepts(observed.status) {
                     Ok(())
                 } else {
-                    Err(CheckError::Mismatch(format!(
-                        "status was {}",
-                        observed.status
-                    )))
+                    mismatch(format!("status was {}", observed.status))
                 },
             )
-        } else if let Some(body) = check.body {
-            match body {
-                BodyExpect::Json => (
-                    "body is JSON".into(),
-                    observed
-                        .json
-                        .as_ref()
-                        .map(|_| ())
-                        .ok_or_else(|| CheckError::Mismatch("body is not JSON".to_owned())),
-                ),
-                BodyExpect::Empty => (
-                    "body is empty".into(),
-                    if observed.body.trim().is_empty() {
-                        Ok(())
-                    } else {
-                        Err(CheckError::Mismatch(format!(
-                            "body has {} bytes",
-                            observed.body.len()
-                        )))
-                    },
-                ),
-            }
-        } else if let Some(name) = &check.header {
+        }
+        Subject::Body(BodyExpect::Json) => (
+            "body is JSON".into(),
+            match observed.json {
+                Some(_) => Ok(()),
+                None => mismatch("body is not JSON".to_owned()),
+            },
+        ),
+        Subject::Body(BodyExpect::Empty) => (
+            "body is empty".into(),
+            if observed.body.trim().is_empty() {
+                Ok(())
+            } else {
+                mismatch(format!("body has {} bytes", observed.body.len()))
+            },
+        ),
+        Subject::Header(name) => {
             let value = observed.header(name).map(|v| Value::String(v.to_owned()));
             let subject = format!("header {name}");
             (
                 describe_predicates(&subject, rendered),
                 predicates(&subject, value.as_ref(), rendered),
             )
-        } else {
+        }
+        Subject::Path(_) => {
             let path = rendered.path.as_deref().unwrap_or("$");
-            match observed.select(path) {
-                Ok(value) => (
-                    describe_predicates(path, rendered),
-                    predicates(path, value, rendered),
-                ),
-                Err(e) => (describe_predicates(path, rendered), Err(e.into())),
-            }
-        };
+            let outcome = match observed.select(path) {
+                Ok(value) => predicates(path, value, rendered),
+                Err(e) => Err(e.into()),
+            };
+            (describe_predicates(path, rendered), outcome)
+        }
+    };
     let (status, actual, message) = match outcome {
         Ok(()) => (
             CheckStatus::Passed,
@@ -155,22 +149,20 @@ pub fn evaluate(
 /// Whether a check passes, without describing it (load mode describes only failures).
 /// Agrees with [`evaluate`]'s status.
 pub fn passes(rendered: &Rendered<'_>, observed: &Observed) -> bool {
-    let check = rendered.check;
-    if let Some(status) = &check.status {
-        status.accepts(observed.status)
-    } else if let Some(body) = check.body {
-        match body {
-            BodyExpect::Json => observed.json.is_some(),
-            BodyExpect::Empty => observed.body.trim().is_empty(),
+    match rendered.check.subject() {
+        Subject::Status(status) => status.accepts(observed.status),
+        Subject::Body(BodyExpect::Json) => observed.json.is_some(),
+        Subject::Body(BodyExpect::Empty) => observed.body.trim().is_empty(),
+        Subject::Header(name) => {
+            let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+            predicates("", value.as_ref(), rendered).is_ok()
         }
-    } else if let Some(name) = &check.header {
-        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
-        predicates("", value.as_ref(), rendered).is_ok()
-    } else {
-        let path = rendered.path.as_deref().unwrap_or("$");
-        match observed.select(path) {
-            Ok(value) => predicates("", value, rendered).is_ok(),
-            Err(_) => false,
+        Subject::Path(_) => {
+            let path = rendered.path.as_deref().unwrap_or("$");
+            match observed.select(path) {
+                Ok(value) => predicates("", value, rendered).is_ok(),
+                Err(_) => false,
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use super::result::{
     CheckOrigin, CheckResult, CheckStatus, Exchange, Phase, StepError, StepResult,
 };
 use super::template::TemplateError;
-use crate::scenario::model::{BodyExpect, Capture, Check, Request, Step};
+use crate::scenario::model::{Action, BodyExpect, Capture, Check, Request, Step, Subject};
 use crate::transport::Transport;
 use crate::transport::http::ReqwestTransport;
 use serde_json::{Value, json};
@@ -144,17 +144,14 @@ impl<'a> Session<'a> {
         transport: &mut T,
         assigned: &mut Assigned,
     ) -> Result<Observed, StepError> {
-        if let Some(seconds) = step.advance_clock {
-            return self.advance_clock(seconds).await;
+        match step.action() {
+            Some(Action::AdvanceClock(seconds)) => self.advance_clock(seconds).await,
+            Some(Action::NewUser(name)) => self.new_user(name, assigned).await,
+            Some(Action::Request(request)) => {
+                self.request(step, request, vars, result, transport).await
+            }
+            None => Err(StepError::scenario("the step has no action")),
         }
-        if let Some(name) = &step.new_user {
-            return self.new_user(name, assigned).await;
-        }
-        let request = step
-            .request
-            .as_ref()
-            .ok_or_else(|| StepError::scenario("the step has no action"))?;
-        self.request(step, request, vars, result, transport).await
     }
 
     async fn advance_clock(&mut self, seconds: u64) -> Result<Observed, StepError> {
@@ -393,7 +390,9 @@ impl<'a> Session<'a> {
 
 /// Whether a step's checks or captures read the response's headers.
 pub fn needs_headers(step: &Step) -> bool {
-    step.checks.iter().any(|c| c.header.is_some())
+    step.checks
+        .iter()
+        .any(|c| matches!(c.subject(), Subject::Header(_)))
         || step
             .capture
             .values()
@@ -403,6 +402,9 @@ pub fn needs_headers(step: &Step) -> bool {
 /// Whether a step's checks or captures read the response body as JSON.
 pub fn needs_json(step: &Step) -> bool {
     step.checks.iter().any(|c| {
-        c.status.is_none() && c.header.is_none() && !matches!(c.body, Some(BodyExpect::Empty))
+        matches!(
+            c.subject(),
+            Subject::Path(_) | Subject::Body(BodyExpect::Json)
+        )
     }) || step.capture.values().any(|c| matches!(c, Capture::Path(_)))
 }

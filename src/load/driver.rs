@@ -196,7 +196,7 @@ pub async fn provision(
             .scenario
             .steps
             .iter()
-            .flat_map(|step| step.capture.keys().chain(step.new_user.as_ref()))
+            .flat_map(|step| step.assigns())
             .cloned()
             .collect(),
         single_use: flow.single_use,

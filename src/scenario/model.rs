@@ -159,6 +159,32 @@ pub struct Step {
     pub snapshot_redact: Vec<Spanned<RedactRule>>,
 }
 
+/// What a step does: its one action (loading a scenario checks there is exactly one).
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'s> {
+    Request(&'s Request),
+    AdvanceClock(u64),
+    /// Provisions a user under this name.
+    NewUser(&'s str),
+}
+
+impl Step {
+    /// The step's action; `None` unless it has exactly one (never for a loaded scenario).
+    pub fn action(&self) -> Option<Action<'_>> {
+        match (&self.request, self.advance_clock, &self.new_user) {
+            (Some(request), None, None) => Some(Action::Request(request)),
+            (None, Some(seconds), None) => Some(Action::AdvanceClock(seconds)),
+            (None, None, Some(name)) => Some(Action::NewUser(name)),
+            _ => None,
+        }
+    }
+
+    /// The variable names the step assigns: its captures and a new user's name.
+    pub fn assigns(&self) -> impl Iterator<Item = &String> {
+        self.capture.keys().chain(self.new_user.as_ref())
+    }
+}
+
 /// A response value to redact in snapshots: a JSONPath (`"$.ticket"`; the placeholder is
 /// `"[ticket]"`), or `{path, placeholder, keep_length}`. A redacted value keeps its JSON
 /// type and shape: strings become the placeholder, numbers 0, arrays keep their length.
@@ -385,6 +411,33 @@ pub struct Check {
     /// Length of an array, string or object.
     #[serde(default)]
     pub length: Option<usize>,
+}
+
+/// What a check looks at (loading a scenario checks there is exactly one).
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'c> {
+    Status(&'c StatusExpect),
+    Body(BodyExpect),
+    /// A response header, by name.
+    Header(&'c str),
+    /// A JSONPath into the body (as written: it may be a template).
+    Path(&'c str),
+}
+
+impl Check {
+    /// The check's subject: `status`, else `body`, else `header`, else `path` (`$` if
+    /// none is given).
+    pub fn subject(&self) -> Subject<'_> {
+        if let Some(status) = &self.status {
+            Subject::Status(status)
+        } else if let Some(body) = self.body {
+            Subject::Body(body)
+        } else if let Some(name) = &self.header {
+            Subject::Header(name)
+        } else {
+            Subject::Path(self.path.as_deref().unwrap_or("$"))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

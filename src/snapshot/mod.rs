@@ -20,7 +20,7 @@ pub use args::{RunSnapshotArgs, SnapshotsArgs};
 use crate::engine::result::{
     CheckOrigin, CheckResult, CheckStatus, Phase, ScenarioResult, ScenarioStatus, StepResult,
 };
-use crate::scenario::model::{Severity, Step};
+use crate::scenario::model::{Action, Severity, Step};
 use crate::scenario::{Suite, SuiteScenario};
 use crate::target::Target;
 use file::{Meta, SnapFile, new_path, slug};
@@ -353,7 +353,7 @@ impl SnapshotSink {
                 .snapshot
                 .or(scenario.snapshot)
                 .unwrap_or_else(|| self.all || path.is_file());
-            if !selected || def.request.is_none() {
+            if !selected || !matches!(def.action(), Some(Action::Request(_))) {
                 continue;
             }
             if let Some(snap) = self.snapshot_of(&context, def, step)
