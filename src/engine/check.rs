@@ -4,7 +4,7 @@ use super::redact::Redactor;
 use super::response::{Cache, Observed, SelectError, with_cached};
 use super::result::{CheckOrigin, CheckResult, CheckStatus};
 use crate::scenario::model::{
-    BodyExpect, Capture, Check, JsonType, Severity, StatusExpect, Subject,
+    self, BodyExpect, Capture, Check, JsonType, Predicate, Severity, StatusExpect, Subject,
 };
 use serde_json::Value;
 
@@ -167,119 +167,109 @@ pub fn passes(rendered: &Rendered<'_>, observed: &Observed) -> bool {
     }
 }
 
+impl<'a> Rendered<'a> {
+    /// The check's predicates, with the rendered values.
+    fn predicates(&self) -> impl Iterator<Item = Predicate<'_>> {
+        model::predicates(
+            self.check,
+            self.equals.as_ref(),
+            self.not_equals.as_ref(),
+            self.one_of.as_deref(),
+        )
+    }
+}
+
 fn describe_predicates(subject: &str, r: &Rendered<'_>) -> String {
-    let c = r.check;
-    let mut parts = Vec::new();
-    if let Some(v) = &r.equals {
-        parts.push(format!("equals {}", short(v)));
-    }
-    if let Some(v) = &r.not_equals {
-        parts.push(format!("differs from {}", short(v)));
-    }
-    if let Some(list) = &r.one_of {
-        parts.push(format!(
-            "is one of {}",
-            list.iter().map(short).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    if let Some(t) = c.type_ {
-        parts.push(format!("is of type {}", t.as_str()));
-    }
-    if let Some(m) = &c.matches {
-        parts.push(format!("matches /{m}/"));
-    }
-    if let Some(e) = c.exists {
-        parts.push(if e {
-            "exists".into()
-        } else {
-            "is absent".into()
-        });
-    }
-    if let Some(n) = c.length {
-        parts.push(format!("has length {n}"));
-    }
+    let parts: Vec<String> = r
+        .predicates()
+        .map(|p| match p {
+            Predicate::Equals(v) => format!("equals {}", short(v)),
+            Predicate::NotEquals(v) => format!("differs from {}", short(v)),
+            Predicate::OneOf(list) => format!(
+                "is one of {}",
+                list.iter().map(short).collect::<Vec<_>>().join(", ")
+            ),
+            Predicate::Type(t) => format!("is of type {}", t.as_str()),
+            Predicate::Matches(m) => format!("matches /{m}/"),
+            Predicate::Exists(true) => "exists".into(),
+            Predicate::Exists(false) => "is absent".into(),
+            Predicate::Length(n) => format!("has length {n}"),
+        })
+        .collect();
     format!("{subject} {}", parts.join(" and "))
 }
 
 fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), CheckError> {
     let mismatch = |text: String| Err(CheckError::Mismatch(text));
-    let c = r.check;
-    if let Some(exists) = c.exists {
-        match (exists, value) {
-            (true, None) => return mismatch(format!("{subject} is absent")),
-            (false, Some(v)) => return mismatch(format!("{subject} is present: {}", short(v))),
-            _ => {}
+    let mut reads_value = false;
+    for predicate in r.predicates() {
+        match (predicate, value) {
+            (Predicate::Exists(true), None) => return mismatch(format!("{subject} is absent")),
+            (Predicate::Exists(false), Some(v)) => {
+                return mismatch(format!("{subject} is present: {}", short(v)));
+            }
+            (p, _) => reads_value |= p.reads_value(),
         }
     }
-    let needs_value = r.equals.is_some()
-        || r.not_equals.is_some()
-        || r.one_of.is_some()
-        || c.type_.is_some()
-        || c.matches.is_some()
-        || c.length.is_some();
-    if !needs_value {
+    if !reads_value {
         return Ok(());
     }
     let Some(value) = value else {
         return mismatch(format!("{subject} is absent"));
     };
-    if let Some(expected) = &r.equals
-        && !json_eq(value, expected)
-    {
-        return mismatch(format!("got {}", short(value)));
-    }
-    if let Some(unwanted) = &r.not_equals
-        && json_eq(value, unwanted)
-    {
-        return mismatch(format!("got {}", short(value)));
-    }
-    if let Some(list) = &r.one_of
-        && !list.iter().any(|v| json_eq(value, v))
-    {
-        return mismatch(format!("got {}", short(value)));
-    }
-    if let Some(t) = c.type_
-        && !t.accepts(value)
-    {
-        return mismatch(format!(
-            "got a {} ({})",
-            JsonType::of(value).as_str(),
-            short(value)
-        ));
-    }
-    if let Some(pattern) = &c.matches {
-        let Value::String(text) = value else {
-            return mismatch(format!(
-                "got a {}, not a string",
-                JsonType::of(value).as_str()
-            ));
-        };
-        let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
-            regex
-                .map(|r| r.is_match(text))
-                .map_err(|e| CheckError::InvalidRegex(e.to_string()))
-        })?;
-        if !matched {
-            return mismatch(format!("got {}", short(value)));
-        }
-    }
-    if let Some(n) = c.length {
-        let len = match value {
-            Value::Array(a) => a.len(),
-            Value::String(s) => s.chars().count(),
-            Value::Object(o) => o.len(),
-            other => {
-                return mismatch(format!(
-                    "got a {}, which has no length",
-                    JsonType::of(other).as_str()
-                ));
-            }
-        };
-        if len != n {
-            return mismatch(format!("length was {len}"));
-        }
+    for predicate in r.predicates() {
+        holds(predicate, value)?;
     }
     Ok(())
+}
+
+/// Whether one predicate holds for a value that is there.
+fn holds(predicate: Predicate<'_>, value: &Value) -> Result<(), CheckError> {
+    let got = || Err(CheckError::Mismatch(format!("got {}", short(value))));
+    let kind = || JsonType::of(value).as_str();
+    match predicate {
+        Predicate::Equals(expected) if !json_eq(value, expected) => got(),
+        Predicate::NotEquals(unwanted) if json_eq(value, unwanted) => got(),
+        Predicate::OneOf(list) if !list.iter().any(|v| json_eq(value, v)) => got(),
+        Predicate::Type(t) if !t.accepts(value) => Err(CheckError::Mismatch(format!(
+            "got a {} ({})",
+            kind(),
+            short(value)
+        ))),
+        Predicate::Matches(pattern) => {
+            let Value::String(text) = value else {
+                return Err(CheckError::Mismatch(format!(
+                    "got a {}, not a string",
+                    kind()
+                )));
+            };
+            let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
+                regex
+                    .map(|r| r.is_match(text))
+                    .map_err(|e| CheckError::InvalidRegex(e.to_string()))
+            })?;
+            if matched { Ok(()) } else { got() }
+        }
+        Predicate::Length(n) => {
+            let len = match value {
+                Value::Array(a) => a.len(),
+                Value::String(s) => s.chars().count(),
+                Value::Object(o) => o.len(),
+                _ => {
+                    return Err(CheckError::Mismatch(format!(
+                        "got a {}, which has no length",
+                        kind()
+                    )));
+                }
+            };
+            if len == n {
+                Ok(())
+            } else {
+                Err(CheckError::Mismatch(format!("length was {len}")))
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Extracts a capture: the first node of a JSONPath (strings as is, other values as JSON),

@@ -575,18 +575,7 @@ fn validate_check(
             ),
         );
     }
-    let predicates = [
-        check.equals.is_some(),
-        check.not_equals.is_some(),
-        check.one_of.is_some(),
-        check.type_.is_some(),
-        check.matches.is_some(),
-        check.exists.is_some(),
-        check.length.is_some(),
-    ]
-    .iter()
-    .filter(|p| **p)
-    .count();
+    let predicates = check.predicates().count();
     if (check.header.is_some() || check.path.is_some()) && predicates == 0 {
         error(
             at,
