@@ -22,4 +22,4 @@ pub mod session;
 pub mod template;
 
 pub use context::{Detail, RunContext};
-pub use session::{Session, needs_headers, needs_json};
+pub use session::Session;
