@@ -18,6 +18,7 @@ pub mod snapshot;
 pub mod suite;
 pub mod target;
 pub mod totp;
+pub mod transport;
 pub mod units;
 
 /// Makes aws-lc-rs the process's TLS crypto provider. Two providers (ring, from the HTTP

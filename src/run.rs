@@ -2,7 +2,7 @@
 //! them in parallel against the target (the embedded reference server when no profile is
 //! given), settles known deviations, and hands the results to the report sinks.
 
-use crate::engine::RunContext;
+use crate::engine::{Detail, RunContext};
 use crate::engine::redact::Redactor;
 use crate::engine::result::{CheckStatus, ErrorKind, ScenarioResult, ScenarioStatus};
 use crate::exit::{Exit, Stop};
@@ -146,8 +146,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     })
     .await?;
     let target = resolved.target.clone();
-    let context = RunContext::new(target.clone(), &suite, Redactor::default()).map_err(Stop::bad);
-    let sink = SnapshotSink::new(&options.snapshots, &target, &suite).map_err(Stop::bad);
+    let context = RunContext::new(target.clone(), &suite, Redactor::default(), Detail::Full)
+        .map_err(|e| Stop::bad(e.to_string()));
+    let sink = SnapshotSink::new(&options.snapshots, &target, &suite).map_err(|e| Stop::bad(e.to_string()));
     let (context, mut snapshots) = match (context, sink) {
         (Ok(context), Ok(sink)) => (Arc::new(context), sink),
         (Err(e), _) | (_, Err(e)) => {

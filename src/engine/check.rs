@@ -1,102 +1,41 @@
 //! Evaluating checks and captures against a response.
 
 use super::redact::Redactor;
-use super::result::{CheckResult, CheckStatus};
-use crate::scenario::model::{BodyExpect, Capture, Check, JsonType, Severity};
+use super::response::{Cache, Observed, SelectError, with_cached};
+use super::result::{CheckOrigin, CheckResult, CheckStatus};
+use crate::scenario::model::{
+    self, BodyExpect, Capture, Check, JsonType, Predicate, Severity, StatusExpect, Subject,
+};
 use serde_json::Value;
 
-/// What a step produced, as checks see it.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    pub status: u16,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub json: Option<Value>,
-}
-
-impl Observed {
-    /// A response as checks see it. `parse_json`: parse the body (run mode always does;
-    /// load mode only when a check or capture reads it).
-    pub fn new(
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        parse_json: bool,
-    ) -> Observed {
-        let json = if parse_json {
-            serde_json::from_slice(&body).ok()
-        } else {
-            None
-        };
-        let body = match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
-        Observed {
-            status,
-            headers,
-            body,
-            json,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// First node a JSONPath selects.
-    pub fn select(&self, path: &str) -> Result<Option<&Value>, String> {
-        let json = self
-            .json
-            .as_ref()
-            .ok_or_else(|| "the response body is not JSON".to_owned())?;
-        with_cached(
-            &JSON_PATHS,
-            path,
-            serde_json_path::JsonPath::parse,
-            |compiled| {
-                compiled
-                    .map(|c| c.query(json).first())
-                    .map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
-            },
-        )
-    }
-}
-
-type Cache<T, E> = std::cell::RefCell<std::collections::HashMap<String, Result<T, E>>>;
-
 thread_local! {
-    /// Compiled JSONPaths and regexes by source text: a load run evaluates the same few
-    /// thousands of times a second. Per thread, so no lock; bounded by [`CACHE_LIMIT`].
-    static JSON_PATHS: Cache<serde_json_path::JsonPath, serde_json_path::ParseError> =
-        Default::default();
+    /// Compiled regexes by source text (see [`with_cached`]).
     static REGEXES: Cache<regex::Regex, regex::Error> = Default::default();
 }
 
-/// Entries a cache holds before it starts over (templated paths could make many).
-const CACHE_LIMIT: usize = 1024;
+/// Why a check did not pass: what was found instead, or why nothing could be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// The value found, described (`got "mfa_required"`, `status was 200`).
+    #[error("{0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("{0}")]
+    InvalidRegex(String),
+}
 
-fn with_cached<T, E, R>(
-    cache: &'static std::thread::LocalKey<Cache<T, E>>,
-    source: &str,
-    compile: impl FnOnce(&str) -> Result<T, E>,
-    use_it: impl FnOnce(Result<&T, &E>) -> R,
-) -> R {
-    cache.with(|cell| {
-        let mut map = cell.borrow_mut();
-        if !map.contains_key(source) {
-            if map.len() >= CACHE_LIMIT {
-                map.clear();
-            }
-            map.insert(source.to_owned(), compile(source));
-        }
-        use_it(map[source].as_ref())
-    })
+/// Why a capture found no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("the request sent no body field {0}")]
+    NotSent(String),
+    #[error("{0} matched nothing in the response")]
+    NoMatch(String),
+    #[error("the response has no {0} header")]
+    NoHeader(String),
+    #[error(transparent)]
+    Select(#[from] SelectError),
 }
 
 /// A check with its templated values already rendered.
@@ -132,56 +71,55 @@ pub fn evaluate(
     redactor: &Redactor,
 ) -> CheckResult {
     let check = rendered.check;
-    let (description, outcome): (String, Result<(), String>) = if let Some(status) = &check.status {
-        let expected = match status {
-            crate::scenario::model::StatusExpect::One(s) => s.to_string(),
-            crate::scenario::model::StatusExpect::AnyOf(l) => format!(
-                "one of {}",
-                l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        (
-            format!("status is {expected}"),
-            if status.accepts(observed.status) {
-                Ok(())
-            } else {
-                Err(format!("status was {}", observed.status))
-            },
-        )
-    } else if let Some(body) = check.body {
-        match body {
-            BodyExpect::Json => (
-                "body is JSON".into(),
-                observed
-                    .json
-                    .as_ref()
-                    .map(|_| ())
-                    .ok_or_else(|| "body is not JSON".to_owned()),
-            ),
-            BodyExpect::Empty => (
-                "body is empty".into(),
-                if observed.body.trim().is_empty() {
+    let mismatch = |text: String| Err(CheckError::Mismatch(text));
+    let (description, outcome): (String, Result<(), CheckError>) = match check.subject() {
+        Subject::Status(status) => {
+            let expected = match status {
+                StatusExpect::One(s) => s.to_string(),
+                StatusExpect::AnyOf(l) => format!(
+                    "one of {}",
+                    l.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            (
+                format!("status is {expected}"),
+                if status.accepts(observed.status) {
                     Ok(())
                 } else {
-                    Err(format!("body has {} bytes", observed.body.len()))
+                    mismatch(format!("status was {}", observed.status))
                 },
-            ),
+            )
         }
-    } else if let Some(name) = &check.header {
-        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
-        let subject = format!("header {name}");
-        (
-            describe_predicates(&subject, rendered),
-            predicates(&subject, value.as_ref(), rendered),
-        )
-    } else {
-        let path = rendered.path.as_deref().unwrap_or("$");
-        match observed.select(path) {
-            Ok(value) => (
-                describe_predicates(path, rendered),
-                predicates(path, value, rendered),
-            ),
-            Err(e) => (describe_predicates(path, rendered), Err(e)),
+        Subject::Body(BodyExpect::Json) => (
+            "body is JSON".into(),
+            match observed.json {
+                Some(_) => Ok(()),
+                None => mismatch("body is not JSON".to_owned()),
+            },
+        ),
+        Subject::Body(BodyExpect::Empty) => (
+            "body is empty".into(),
+            if observed.body.trim().is_empty() {
+                Ok(())
+            } else {
+                mismatch(format!("body has {} bytes", observed.body.len()))
+            },
+        ),
+        Subject::Header(name) => {
+            let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+            let subject = format!("header {name}");
+            (
+                describe_predicates(&subject, rendered),
+                predicates(&subject, value.as_ref(), rendered),
+            )
+        }
+        Subject::Path(_) => {
+            let path = rendered.path.as_deref().unwrap_or("$");
+            let outcome = match observed.select(path) {
+                Ok(value) => predicates(path, value, rendered),
+                Err(e) => Err(e.into()),
+            };
+            (describe_predicates(path, rendered), outcome)
         }
     };
     let (status, actual, message) = match outcome {
@@ -191,13 +129,14 @@ pub fn evaluate(
             format!("{description}: ok"),
         ),
         Err(actual) => {
-            let actual = redactor.text(&actual);
+            let actual = redactor.text(&actual.to_string());
             let message = format!("expected {description}; {actual}");
             (CheckStatus::Failed, actual, message)
         }
     };
     CheckResult {
         requirement: check.req.value.clone(),
+        origin: CheckOrigin::Requirement,
         severity,
         status,
         check: redactor.text(&description),
@@ -210,136 +149,127 @@ pub fn evaluate(
 /// Whether a check passes, without describing it (load mode describes only failures).
 /// Agrees with [`evaluate`]'s status.
 pub fn passes(rendered: &Rendered<'_>, observed: &Observed) -> bool {
-    let check = rendered.check;
-    if let Some(status) = &check.status {
-        status.accepts(observed.status)
-    } else if let Some(body) = check.body {
-        match body {
-            BodyExpect::Json => observed.json.is_some(),
-            BodyExpect::Empty => observed.body.trim().is_empty(),
+    match rendered.check.subject() {
+        Subject::Status(status) => status.accepts(observed.status),
+        Subject::Body(BodyExpect::Json) => observed.json.is_some(),
+        Subject::Body(BodyExpect::Empty) => observed.body.trim().is_empty(),
+        Subject::Header(name) => {
+            let value = observed.header(name).map(|v| Value::String(v.to_owned()));
+            predicates("", value.as_ref(), rendered).is_ok()
         }
-    } else if let Some(name) = &check.header {
-        let value = observed.header(name).map(|v| Value::String(v.to_owned()));
-        predicates("", value.as_ref(), rendered).is_ok()
-    } else {
-        let path = rendered.path.as_deref().unwrap_or("$");
-        match observed.select(path) {
-            Ok(value) => predicates("", value, rendered).is_ok(),
-            Err(_) => false,
+        Subject::Path(_) => {
+            let path = rendered.path.as_deref().unwrap_or("$");
+            match observed.select(path) {
+                Ok(value) => predicates("", value, rendered).is_ok(),
+                Err(_) => false,
+            }
         }
+    }
+}
+
+impl<'a> Rendered<'a> {
+    /// The check's predicates, with the rendered values.
+    fn predicates(&self) -> impl Iterator<Item = Predicate<'_>> {
+        model::predicates(
+            self.check,
+            self.equals.as_ref(),
+            self.not_equals.as_ref(),
+            self.one_of.as_deref(),
+        )
     }
 }
 
 fn describe_predicates(subject: &str, r: &Rendered<'_>) -> String {
-    let c = r.check;
-    let mut parts = Vec::new();
-    if let Some(v) = &r.equals {
-        parts.push(format!("equals {}", short(v)));
-    }
-    if let Some(v) = &r.not_equals {
-        parts.push(format!("differs from {}", short(v)));
-    }
-    if let Some(list) = &r.one_of {
-        parts.push(format!(
-            "is one of {}",
-            list.iter().map(short).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    if let Some(t) = c.type_ {
-        parts.push(format!("is of type {}", t.as_str()));
-    }
-    if let Some(m) = &c.matches {
-        parts.push(format!("matches /{m}/"));
-    }
-    if let Some(e) = c.exists {
-        parts.push(if e {
-            "exists".into()
-        } else {
-            "is absent".into()
-        });
-    }
-    if let Some(n) = c.length {
-        parts.push(format!("has length {n}"));
-    }
+    let parts: Vec<String> = r
+        .predicates()
+        .map(|p| match p {
+            Predicate::Equals(v) => format!("equals {}", short(v)),
+            Predicate::NotEquals(v) => format!("differs from {}", short(v)),
+            Predicate::OneOf(list) => format!(
+                "is one of {}",
+                list.iter().map(short).collect::<Vec<_>>().join(", ")
+            ),
+            Predicate::Type(t) => format!("is of type {}", t.as_str()),
+            Predicate::Matches(m) => format!("matches /{m}/"),
+            Predicate::Exists(true) => "exists".into(),
+            Predicate::Exists(false) => "is absent".into(),
+            Predicate::Length(n) => format!("has length {n}"),
+        })
+        .collect();
     format!("{subject} {}", parts.join(" and "))
 }
 
-fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), String> {
-    let c = r.check;
-    if let Some(exists) = c.exists {
-        match (exists, value) {
-            (true, None) => return Err(format!("{subject} is absent")),
-            (false, Some(v)) => return Err(format!("{subject} is present: {}", short(v))),
-            _ => {}
+fn predicates(subject: &str, value: Option<&Value>, r: &Rendered<'_>) -> Result<(), CheckError> {
+    let mismatch = |text: String| Err(CheckError::Mismatch(text));
+    let mut reads_value = false;
+    for predicate in r.predicates() {
+        match (predicate, value) {
+            (Predicate::Exists(true), None) => return mismatch(format!("{subject} is absent")),
+            (Predicate::Exists(false), Some(v)) => {
+                return mismatch(format!("{subject} is present: {}", short(v)));
+            }
+            (p, _) => reads_value |= p.reads_value(),
         }
     }
-    let needs_value = r.equals.is_some()
-        || r.not_equals.is_some()
-        || r.one_of.is_some()
-        || c.type_.is_some()
-        || c.matches.is_some()
-        || c.length.is_some();
-    if !needs_value {
+    if !reads_value {
         return Ok(());
     }
     let Some(value) = value else {
-        return Err(format!("{subject} is absent"));
+        return mismatch(format!("{subject} is absent"));
     };
-    if let Some(expected) = &r.equals
-        && !json_eq(value, expected)
-    {
-        return Err(format!("got {}", short(value)));
-    }
-    if let Some(unwanted) = &r.not_equals
-        && json_eq(value, unwanted)
-    {
-        return Err(format!("got {}", short(value)));
-    }
-    if let Some(list) = &r.one_of
-        && !list.iter().any(|v| json_eq(value, v))
-    {
-        return Err(format!("got {}", short(value)));
-    }
-    if let Some(t) = c.type_
-        && !t.accepts(value)
-    {
-        return Err(format!(
-            "got a {} ({})",
-            JsonType::of(value).as_str(),
-            short(value)
-        ));
-    }
-    if let Some(pattern) = &c.matches {
-        let Value::String(text) = value else {
-            return Err(format!(
-                "got a {}, not a string",
-                JsonType::of(value).as_str()
-            ));
-        };
-        let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
-            regex.map(|r| r.is_match(text)).map_err(|e| e.to_string())
-        })?;
-        if !matched {
-            return Err(format!("got {}", short(value)));
-        }
-    }
-    if let Some(n) = c.length {
-        let len = match value {
-            Value::Array(a) => a.len(),
-            Value::String(s) => s.chars().count(),
-            Value::Object(o) => o.len(),
-            other => {
-                return Err(format!(
-                    "got a {}, which has no length",
-                    JsonType::of(other).as_str()
-                ));
-            }
-        };
-        if len != n {
-            return Err(format!("length was {len}"));
-        }
+    for predicate in r.predicates() {
+        holds(predicate, value)?;
     }
     Ok(())
+}
+
+/// Whether one predicate holds for a value that is there.
+fn holds(predicate: Predicate<'_>, value: &Value) -> Result<(), CheckError> {
+    let got = || Err(CheckError::Mismatch(format!("got {}", short(value))));
+    let kind = || JsonType::of(value).as_str();
+    match predicate {
+        Predicate::Equals(expected) if !json_eq(value, expected) => got(),
+        Predicate::NotEquals(unwanted) if json_eq(value, unwanted) => got(),
+        Predicate::OneOf(list) if !list.iter().any(|v| json_eq(value, v)) => got(),
+        Predicate::Type(t) if !t.accepts(value) => Err(CheckError::Mismatch(format!(
+            "got a {} ({})",
+            kind(),
+            short(value)
+        ))),
+        Predicate::Matches(pattern) => {
+            let Value::String(text) = value else {
+                return Err(CheckError::Mismatch(format!(
+                    "got a {}, not a string",
+                    kind()
+                )));
+            };
+            let matched = with_cached(&REGEXES, pattern, regex::Regex::new, |regex| {
+                regex
+                    .map(|r| r.is_match(text))
+                    .map_err(|e| CheckError::InvalidRegex(e.to_string()))
+            })?;
+            if matched { Ok(()) } else { got() }
+        }
+        Predicate::Length(n) => {
+            let len = match value {
+                Value::Array(a) => a.len(),
+                Value::String(s) => s.chars().count(),
+                Value::Object(o) => o.len(),
+                _ => {
+                    return Err(CheckError::Mismatch(format!(
+                        "got a {}, which has no length",
+                        kind()
+                    )));
+                }
+            };
+            if len == n {
+                Ok(())
+            } else {
+                Err(CheckError::Mismatch(format!("length was {len}")))
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Extracts a capture: the first node of a JSONPath (strings as is, other values as JSON),
@@ -348,20 +278,20 @@ pub fn capture(
     capture: &Capture,
     observed: &Observed,
     sent: Option<&Value>,
-) -> Result<Value, String> {
+) -> Result<Value, CaptureError> {
     match capture {
         Capture::Sent { sent: field } => sent
             .and_then(|body| body.get(field))
             .cloned()
-            .ok_or_else(|| format!("the request sent no body field {field}")),
+            .ok_or_else(|| CaptureError::NotSent(field.clone())),
         Capture::Path(path) => observed
             .select(path)?
             .cloned()
-            .ok_or_else(|| format!("{path} matched nothing in the response")),
+            .ok_or_else(|| CaptureError::NoMatch(path.clone())),
         Capture::Header { header } => observed
             .header(header)
             .map(|v| Value::String(v.to_owned()))
-            .ok_or_else(|| format!("the response has no {header} header")),
+            .ok_or_else(|| CaptureError::NoHeader(header.clone())),
     }
 }
 

@@ -3,6 +3,7 @@
 //! prints the same JSON.
 
 use crate::target::Hook;
+use crate::transport::http::describe_reqwest;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -27,14 +28,47 @@ pub struct ControlClient {
     pub timeout: Duration,
 }
 
-/// A failed control call, with a message naming the hook.
-#[derive(Debug, Clone)]
-pub struct ControlError(pub String);
-
-impl std::fmt::Display for ControlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A failed control call; the message names the hook.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ControlError {
+    /// The profile has no hook for what a scenario asked.
+    #[error("the target profile has no control.{hook} hook to {purpose}")]
+    NoHook {
+        hook: &'static str,
+        purpose: &'static str,
+    },
+    #[error("control.messages: bad URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// The hook's URL could not be reached.
+    #[error("control {method} {url}: {reason}")]
+    Unreachable {
+        method: reqwest::Method,
+        url: String,
+        reason: String,
+    },
+    #[error("control {method} {url} answered {status}: {excerpt}")]
+    Status {
+        method: reqwest::Method,
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+    #[error("control {method} {url}: response is not JSON: {reason}")]
+    NotJson {
+        method: reqwest::Method,
+        url: String,
+        reason: String,
+    },
+    /// The hook's command failed (empty, not runnable, timed out, non-zero exit, no JSON).
+    #[error("control.{hook}: {problem}")]
+    Command { hook: String, problem: String },
+    /// The hook answered JSON of another shape.
+    #[error("control.{hook}: expected {expected}: {reason}")]
+    Shape {
+        hook: &'static str,
+        expected: &'static str,
+        reason: String,
+    },
 }
 
 impl ControlClient {
@@ -42,8 +76,9 @@ impl ControlClient {
         &self,
         hook: Option<&Hook>,
     ) -> Result<ProvisionedUser, ControlError> {
-        let hook = hook.ok_or_else(|| {
-            ControlError("the target profile has no control.users hook to provision users".into())
+        let hook = hook.ok_or(ControlError::NoHook {
+            hook: "users",
+            purpose: "provision users",
         })?;
         let value = match hook {
             Hook::Url(url) => {
@@ -52,10 +87,10 @@ impl ControlClient {
             }
             Hook::Command { command } => self.run_command("users", command, &[]).await?,
         };
-        serde_json::from_value(value).map_err(|e| {
-            ControlError(format!(
-                "control.users: expected {{\"username\": ..., \"password\": ...}}: {e}"
-            ))
+        serde_json::from_value(value).map_err(|e| ControlError::Shape {
+            hook: "users",
+            expected: "{\"username\": ..., \"password\": ...}",
+            reason: e.to_string(),
         })
     }
 
@@ -64,13 +99,16 @@ impl ControlClient {
         hook: Option<&Hook>,
         to: &str,
     ) -> Result<Vec<Message>, ControlError> {
-        let hook = hook.ok_or_else(|| {
-            ControlError("the target profile has no control.messages hook to read codes".into())
+        let hook = hook.ok_or(ControlError::NoHook {
+            hook: "messages",
+            purpose: "read codes",
         })?;
         let value = match hook {
             Hook::Url(url) => {
-                let mut url = url::Url::parse(url)
-                    .map_err(|e| ControlError(format!("control.messages: bad URL {url:?}: {e}")))?;
+                let mut url = url::Url::parse(url).map_err(|e| ControlError::BadUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
                 url.query_pairs_mut().append_pair("to", to);
                 self.call(reqwest::Method::GET, url.as_str(), None, &[200])
                     .await?
@@ -80,10 +118,10 @@ impl ControlClient {
                     .await?
             }
         };
-        serde_json::from_value(value).map_err(|e| {
-            ControlError(format!(
-                "control.messages: expected [{{\"to\", \"channel\", \"code\"}}, ...]: {e}"
-            ))
+        serde_json::from_value(value).map_err(|e| ControlError::Shape {
+            hook: "messages",
+            expected: "[{\"to\", \"channel\", \"code\"}, ...]",
+            reason: e.to_string(),
         })
     }
 
@@ -92,8 +130,9 @@ impl ControlClient {
         hook: Option<&Hook>,
         seconds: u64,
     ) -> Result<(), ControlError> {
-        let hook = hook.ok_or_else(|| {
-            ControlError("the target profile has no control.clock hook to move the clock".into())
+        let hook = hook.ok_or(ControlError::NoHook {
+            hook: "clock",
+            purpose: "move the clock",
         })?;
         match hook {
             Hook::Url(url) => {
@@ -120,24 +159,30 @@ impl ControlClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
-            ControlError(format!("control {method} {url}: {}", describe_reqwest(&e)))
-        })?;
+        let unreachable = |e: reqwest::Error| ControlError::Unreachable {
+            method: method.clone(),
+            url: url.to_owned(),
+            reason: describe_reqwest(&e),
+        };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| {
-            ControlError(format!("control {method} {url}: {}", describe_reqwest(&e)))
-        })?;
+        let text = response.text().await.map_err(unreachable)?;
         if !ok.contains(&status) {
-            return Err(ControlError(format!(
-                "control {method} {url} answered {status}: {}",
-                text.chars().take(200).collect::<String>()
-            )));
+            return Err(ControlError::Status {
+                method,
+                url: url.to_owned(),
+                status,
+                excerpt: text.chars().take(200).collect(),
+            });
         }
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text)
-            .map_err(|e| ControlError(format!("control {method} {url}: response is not JSON: {e}")))
+        serde_json::from_str(&text).map_err(|e| ControlError::NotJson {
+            method: method.clone(),
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     async fn run_command(
@@ -146,9 +191,13 @@ impl ControlClient {
         command: &[String],
         substitutions: &[(&str, &str)],
     ) -> Result<Value, ControlError> {
+        let failed = |problem: String| ControlError::Command {
+            hook: hook.to_owned(),
+            problem,
+        };
         let (program, args) = command
             .split_first()
-            .ok_or_else(|| ControlError(format!("control.{hook}: the command is empty")))?;
+            .ok_or_else(|| failed("the command is empty".into()))?;
         let args: Vec<String> = args
             .iter()
             .map(|a| {
@@ -166,11 +215,11 @@ impl ControlClient {
                 .output(),
         )
         .await
-        .map_err(|_| ControlError(format!("control.{hook}: {program} timed out")))?
-        .map_err(|e| ControlError(format!("control.{hook}: cannot run {program}: {e}")))?;
+        .map_err(|_| failed(format!("{program} timed out")))?
+        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
         if !output.status.success() {
-            return Err(ControlError(format!(
-                "control.{hook}: {program} exited with {}: {}",
+            return Err(failed(format!(
+                "{program} exited with {}: {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
@@ -179,34 +228,6 @@ impl ControlClient {
         if stdout.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&stdout)
-            .map_err(|e| ControlError(format!("control.{hook}: {program} printed no JSON: {e}")))
+        serde_json::from_str(&stdout).map_err(|e| failed(format!("{program} printed no JSON: {e}")))
     }
-}
-
-/// A user-facing description of a transport error (the chain of causes, shortest form).
-pub fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    if error.is_timeout() {
-        parts.push("timed out".to_owned());
-    }
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    let text = parts.join(": ");
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("tls handshake")
-    {
-        return format!(
-            "{text} (the target's TLS certificate is not trusted: name its CA in the profile's tls.ca_cert, or set tls.insecure: true for a throwaway target)"
-        );
-    }
-    text
 }

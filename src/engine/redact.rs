@@ -24,15 +24,27 @@ pub const SENSITIVE_KEYS: [&str; 14] = [
     "client_assertion",
 ];
 
-/// Whether a key or capture name holds a secret (`mfa_token`, `new_recovery_code`, ...).
-/// A `*_type` names a kind, not a value: `token_type` is `Bearer`, which must stay
-/// readable wherever else it appears (`WWW-Authenticate: Bearer`, a check's expectation).
+/// Whether a key names a secret for certain: one of [`SENSITIVE_KEYS`], or a `*_token`,
+/// `*_secret` or `*_password`. Snapshots mask these; redaction also every name that
+/// merely looks like one ([`is_sensitive`]).
+pub fn is_secret_key(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SENSITIVE_KEYS.iter().any(|k| name == *k)
+        || ["_token", "_secret", "_password"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
+/// Whether a key or capture name holds a secret (`mfa_token`, `new_recovery_code`, ...):
+/// a [secret key](is_secret_key), or a name containing a secret's word. A `*_type` names
+/// a kind, not a value: `token_type` is `Bearer`, which must stay readable wherever else
+/// it appears (`WWW-Authenticate: Bearer`, a check's expectation).
 pub fn is_sensitive(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     if name.ends_with("_type") || name.ends_with("_types") {
         return false;
     }
-    SENSITIVE_KEYS.iter().any(|k| name == *k)
+    is_secret_key(&name)
         || ["token", "secret", "password", "recovery", "code", "otp"]
             .iter()
             .any(|part| name.contains(part))
@@ -289,5 +301,9 @@ mod tests {
         assert!(is_sensitive("enroll_access_token"));
         assert!(!is_sensitive("authenticator_id"));
         assert!(!is_sensitive("error"));
+        // Snapshots mask only the certain ones: `token_endpoint` is a URL.
+        assert!(is_secret_key("mfa_token") && is_secret_key("otp_secret"));
+        assert!(!is_secret_key("token_endpoint") && !is_secret_key("code"));
+        assert!(is_sensitive("token_endpoint"));
     }
 }

@@ -1,6 +1,9 @@
 //! The result model every sink (terminal, JSON, JUnit, Markdown) reads.
 
+use super::control::ControlError;
+use super::response::Observed;
 use crate::scenario::model::Severity;
+use crate::transport::TransportError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -12,9 +15,29 @@ pub enum CheckStatus {
     ExpectedFailure,
 }
 
+/// Where a check comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOrigin {
+    /// A check a scenario wrote, of the catalogue requirement [`CheckResult::requirement`].
+    Requirement,
+    /// The response compared with its recorded snapshot.
+    Snapshot,
+    /// The response's shape compared with the snapshot of another profile.
+    Shape { profile: String },
+}
+
+impl CheckOrigin {
+    pub fn is_snapshot(&self) -> bool {
+        !matches!(self, CheckOrigin::Requirement)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
+    /// The catalogue requirement, or `snapshot` for snapshot comparisons.
     pub requirement: String,
+    #[serde(skip)]
+    pub origin: CheckOrigin,
     pub severity: Severity,
     pub status: CheckStatus,
     /// What was checked, e.g. `$.error equals "mfa_required"`.
@@ -26,13 +49,7 @@ pub struct CheckResult {
     pub expected_failure_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Setup,
-    Steps,
-    Teardown,
-}
+pub use crate::scenario::model::Phase;
 
 /// What went wrong outside the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +67,52 @@ pub enum ErrorKind {
 pub struct StepError {
     pub kind: ErrorKind,
     pub message: String,
+    /// What the transport reported, for a [`ErrorKind::Transport`] error.
+    #[serde(skip)]
+    pub transport: Option<TransportError>,
+}
+
+impl StepError {
+    /// A mistake of the scenario (a template, a capture).
+    pub fn scenario(message: impl Into<String>) -> StepError {
+        StepError {
+            kind: ErrorKind::Scenario,
+            message: message.into(),
+            transport: None,
+        }
+    }
+
+    pub fn control(error: &ControlError) -> StepError {
+        StepError {
+            kind: ErrorKind::Control,
+            message: error.to_string(),
+            transport: None,
+        }
+    }
+
+    /// The same error, its message prefixed with what was being done.
+    pub fn context(mut self, doing: &str) -> StepError {
+        self.message = format!("{doing}: {}", self.message);
+        self
+    }
+
+    /// A request that failed: `shown` is the request line as a report may show it
+    /// (`POST https://...`, redacted).
+    pub fn transport(shown: &str, error: TransportError) -> StepError {
+        let message = match &error {
+            TransportError::BodyTooLarge | TransportError::InvalidRequest(_) => error.to_string(),
+            _ => format!("{shown}: {error}"),
+        };
+        let kind = match &error {
+            TransportError::InvalidRequest(_) => ErrorKind::Scenario,
+            _ => ErrorKind::Transport,
+        };
+        StepError {
+            kind,
+            message,
+            transport: Some(error),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +132,9 @@ pub struct Exchange {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub phase: Phase,
+    /// Index of the step's definition in its phase (`setup`, `steps`, `teardown`).
+    #[serde(skip)]
+    pub position: usize,
     pub name: String,
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,7 +145,7 @@ pub struct StepResult {
     /// The raw response (unredacted, in memory only) for sinks that need more than the
     /// checks, such as response snapshots.
     #[serde(skip)]
-    pub observed: Option<super::check::Observed>,
+    pub observed: Option<Observed>,
 }
 
 impl StepResult {

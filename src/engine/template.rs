@@ -24,6 +24,24 @@ pub struct Templates {
     env: Environment<'static>,
 }
 
+/// A template that cannot be rendered (an undefined name, a syntax error, a failed
+/// built-in).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {template:?}: {kind}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Engine {
+        template: String,
+        kind: String,
+        detail: Option<String>,
+    },
+    /// A `{{ expr }}` kept as a JSON value that evaluates to nothing.
+    #[error("{template}: undefined value")]
+    Undefined { template: String },
+    /// A `{{ expr }}` kept as a JSON value that has no JSON form.
+    #[error("{template}: {reason}")]
+    NotJson { template: String, reason: String },
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -60,7 +78,7 @@ impl Templates {
             let messages = tokio::task::block_in_place(|| {
                 handle.block_on(control.messages(hook.as_ref(), &to))
             })
-            .map_err(|e| fail(e.0))?;
+            .map_err(|e| fail(e.to_string()))?;
             messages
                 .last()
                 .map(|m| m.code.clone())
@@ -87,7 +105,7 @@ impl Templates {
     }
 
     /// Renders a string template.
-    pub fn render(&self, template: &str, ctx: &Value) -> Result<String, String> {
+    pub fn render(&self, template: &str, ctx: &Value) -> Result<String, TemplateError> {
         // (memchr: a long literal, such as a token, is scanned in a few instructions.)
         if memchr::memchr(b'{', template.as_bytes()).is_none()
             || (!template.contains("{{") && !template.contains("{%"))
@@ -111,7 +129,7 @@ impl Templates {
 
     /// Renders every string inside a JSON value. A string that is exactly one `{{ expr }}`
     /// keeps the expression's type (a list stays a list, a number a number).
-    pub fn render_json(&self, value: &Value, ctx: &Value) -> Result<Value, String> {
+    pub fn render_json(&self, value: &Value, ctx: &Value) -> Result<Value, TemplateError> {
         Ok(match value {
             Value::String(s) => {
                 if let Some(found) = single_expression(s).and_then(|e| lookup(ctx, e)) {
@@ -126,9 +144,14 @@ impl Templates {
                         .eval(TplValue::from(minijinja::value::Serde(ctx)))
                         .map_err(|e| describe(&e, s))?;
                     if result.is_undefined() {
-                        return Err(format!("{s}: undefined value"));
+                        return Err(TemplateError::Undefined {
+                            template: s.clone(),
+                        });
                     }
-                    serde_json::to_value(&result).map_err(|e| format!("{s}: {e}"))?
+                    serde_json::to_value(&result).map_err(|e| TemplateError::NotJson {
+                        template: s.clone(),
+                        reason: e.to_string(),
+                    })?
                 } else {
                     Value::String(self.render(s, ctx)?)
                 }
@@ -142,7 +165,7 @@ impl Templates {
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| Ok((k.clone(), self.render_json(v, ctx)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, TemplateError>>()?,
             ),
             other => other.clone(),
         })
@@ -179,13 +202,12 @@ fn single_expression(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
 }
 
-fn describe(error: &Error, template: &str) -> String {
-    let mut text = format!("template {template:?}: {}", error.kind());
-    if let Some(detail) = error.detail() {
-        text.push_str(": ");
-        text.push_str(detail);
+fn describe(error: &Error, template: &str) -> TemplateError {
+    TemplateError::Engine {
+        template: template.to_owned(),
+        kind: error.kind().to_string(),
+        detail: error.detail().map(str::to_owned),
     }
-    text
 }
 
 #[cfg(test)]
@@ -240,7 +262,8 @@ mod tests {
     fn undefined_is_an_error() {
         let t = templates();
         let err = t.render("{{ mfa_token }}", &json!({})).unwrap_err();
-        assert!(err.contains("undefined"), "{err}");
+        assert!(err.to_string().contains("undefined"), "{err}");
+        assert!(matches!(err, TemplateError::Engine { .. }));
         assert!(t.render_json(&json!("{{ nope.x }}"), &json!({})).is_err());
     }
 

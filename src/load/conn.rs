@@ -9,16 +9,12 @@
 //! profile's `tls.ca_cert` / `tls.insecure`. Requests to another origin than the target's
 //! go through the run's reqwest client.
 
-use crate::engine::check::Observed;
-use crate::engine::redact::Redactor;
-use crate::engine::result::{ErrorKind, StepError};
-use crate::engine::{
-    MAX_RESPONSE_BYTES, Outgoing, ReqwestTransport, RunContext, Transport, body_too_large,
-    humantime_secs,
-};
+use crate::scenario::model::Method;
 use crate::target::Target;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use crate::transport::http::ReqwestTransport;
+use crate::transport::tls::{TlsConfigError, UNTRUSTED_HINT, client_config};
+use crate::transport::{MAX_RESPONSE_BYTES, Outgoing, Received, Transport, TransportError};
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +34,21 @@ const USER_AGENT: &str = concat!("mfa-conform/", env!("CARGO_PKG_VERSION"));
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Why a target's endpoint cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("base_url {base:?}: {reason}")]
+    BaseUrl { base: String, reason: String },
+    #[error("base_url {base:?} has no {part}")]
+    Missing { base: String, part: &'static str },
+    #[error("cannot resolve {host}: {error} (connect)")]
+    Resolve { host: String, error: std::io::Error },
+    #[error("{host} resolves to no address (connect)")]
+    NoAddress { host: String },
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
 /// The target's origin: where to connect, what to send as `Host`, and the idle
 /// connections.
 pub struct Endpoint {
@@ -55,21 +66,24 @@ pub struct Endpoint {
 impl Endpoint {
     /// Resolves the target's host once (as wrk does) and prepares TLS if the target is
     /// HTTPS. `Err` says what is wrong with the profile or the name.
-    pub async fn new(target: &Target) -> Result<Endpoint, String> {
+    pub async fn new(target: &Target) -> Result<Endpoint, EndpointError> {
         let base = target.base_url();
-        let url = url::Url::parse(base).map_err(|e| format!("base_url {base:?}: {e}"))?;
+        let bad = |reason: String| EndpointError::BaseUrl {
+            base: base.to_owned(),
+            reason,
+        };
+        let missing = |part| EndpointError::Missing {
+            base: base.to_owned(),
+            part,
+        };
+        let url = url::Url::parse(base).map_err(|e| bad(e.to_string()))?;
         let https = match url.scheme() {
             "http" => false,
             "https" => true,
-            other => return Err(format!("base_url {base:?}: unsupported scheme {other}")),
+            other => return Err(bad(format!("unsupported scheme {other}"))),
         };
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("base_url {base:?} has no host"))?
-            .to_owned();
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| format!("base_url {base:?} has no port"))?;
+        let host = url.host_str().ok_or_else(|| missing("host"))?.to_owned();
+        let port = url.port_or_known_default().ok_or_else(|| missing("port"))?;
         let after_scheme = &base[url.scheme().len() + 3..];
         let authority_end = after_scheme
             .find(['/', '?', '#'])
@@ -86,18 +100,18 @@ impl Endpoint {
             .to_owned();
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e} (connect)"))?
+            .map_err(|error| EndpointError::Resolve {
+                host: host.clone(),
+                error,
+            })?
             .collect();
         if addrs.is_empty() {
-            return Err(format!("{host} resolves to no address (connect)"));
+            return Err(EndpointError::NoAddress { host });
         }
         let tls = if https {
-            let name = ServerName::try_from(bare_host.clone())
-                .map_err(|e| format!("base_url {base:?}: {e}"))?;
-            Some((
-                tokio_rustls::TlsConnector::from(Arc::new(tls_config(target)?)),
-                name,
-            ))
+            let name = ServerName::try_from(bare_host.clone()).map_err(|e| bad(e.to_string()))?;
+            let config = client_config(&target.profile.tls, &[b"http/1.1"])?;
+            Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
             None
         };
@@ -175,101 +189,6 @@ impl Endpoint {
     }
 }
 
-/// rustls for HTTPS targets: the web PKI roots plus the profile's `tls.ca_cert`, or no
-/// verification at all with `tls.insecure`. HTTP/1.1 by ALPN.
-fn tls_config(target: &Target) -> Result<rustls::ClientConfig, String> {
-    crate::install_crypto_provider();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
-    let mut config = if target.profile.tls.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &target.profile.tls.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("tls.ca_cert: cannot read {}: {e}", path.display()))?;
-            let mut added = 0;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    format!(
-                        "tls.ca_cert: {} is not a PEM certificate: {e}",
-                        path.display()
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    format!("tls.ca_cert: {}: unusable certificate: {e}", path.display())
-                })?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(format!(
-                    "tls.ca_cert: {} holds no PEM certificate",
-                    path.display()
-                ));
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// `tls.insecure: true`: any certificate is accepted (signatures are still checked, so the
-/// handshake itself is sound).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Why an exchange failed.
 #[derive(Debug)]
 enum ConnError {
@@ -308,34 +227,43 @@ impl ConnError {
             _ => false,
         }
     }
+}
 
-    /// Worded so that the load report counts it under the right kind (`connect`, `tls`,
-    /// `connection_reset`, `body_too_large`).
-    fn describe(&self) -> String {
-        match self {
-            ConnError::Connect(e) => format!("cannot connect: {e} (connect)"),
+impl From<ConnError> for TransportError {
+    fn from(error: ConnError) -> TransportError {
+        match error {
+            ConnError::Connect(e) => {
+                TransportError::Connect(format!("cannot connect: {e} (connect)"))
+            }
             ConnError::Tls(e) => {
                 let lower = e.to_ascii_lowercase();
-                if lower.contains("certificate") || lower.contains("unknownissuer") {
-                    format!(
-                        "TLS handshake failed: {e} (the target's TLS certificate is not trusted: name its CA in the profile's tls.ca_cert, or set tls.insecure: true for a throwaway target)"
-                    )
-                } else {
-                    format!("TLS handshake failed: {e}")
-                }
+                TransportError::Tls(
+                    if lower.contains("certificate") || lower.contains("unknownissuer") {
+                        format!("TLS handshake failed: {e} ({UNTRUSTED_HINT})")
+                    } else {
+                        format!("TLS handshake failed: {e}")
+                    },
+                )
             }
-            ConnError::Closed { .. } => {
-                "the target closed the connection before the response was complete".to_owned()
-            }
+            ConnError::Closed { .. } => TransportError::Reset(
+                "the target closed the connection before the response was complete".to_owned(),
+            ),
             ConnError::Io { error, .. } => match error.kind() {
                 std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                    format!("connection reset by the target: {error}")
+                    TransportError::Reset(format!("connection reset by the target: {error}"))
                 }
-                std::io::ErrorKind::BrokenPipe => format!("broken pipe: {error}"),
-                _ => format!("I/O error: {error}"),
+                std::io::ErrorKind::BrokenPipe => {
+                    TransportError::Reset(format!("broken pipe: {error}"))
+                }
+                std::io::ErrorKind::UnexpectedEof => {
+                    TransportError::Reset(format!("I/O error: {error}"))
+                }
+                _ => TransportError::Other(format!("I/O error: {error}")),
             },
-            ConnError::TooLarge => body_too_large().message,
-            ConnError::Invalid(e) => format!("invalid HTTP response: {e}"),
+            ConnError::TooLarge => TransportError::BodyTooLarge,
+            ConnError::Invalid(e) => {
+                TransportError::InvalidResponse(format!("invalid HTTP response: {e}"))
+            }
         }
     }
 }
@@ -623,15 +551,15 @@ fn text(value: &[u8]) -> String {
 /// name or value).
 fn write_request(
     wire: &mut Vec<u8>,
-    method: &str,
+    method: Method,
     target: &str,
     authority: &str,
     headers: &[(String, String)],
     body: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), TransportError> {
     wire.clear();
     // One allocation for the whole message (a flow's transport starts with an empty one).
-    let size = method.len()
+    let size = method.as_str().len()
         + target.len()
         + authority.len()
         + USER_AGENT.len()
@@ -644,14 +572,18 @@ fn write_request(
     wire.reserve(size);
     for (name, value) in headers {
         if name.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f) || name.is_empty() {
-            return Err(format!("header name {name:?} is not a valid HTTP token"));
+            return Err(TransportError::InvalidRequest(format!(
+                "header name {name:?} is not a valid HTTP token"
+            )));
         }
         if memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
-            return Err(format!("header {name}: the value contains a line break"));
+            return Err(TransportError::InvalidRequest(format!(
+                "header {name}: the value contains a line break"
+            )));
         }
     }
     let has = |wanted: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(wanted));
-    wire.extend_from_slice(method.as_bytes());
+    wire.extend_from_slice(method.as_str().as_bytes());
     wire.push(b' ');
     wire.extend_from_slice(target.as_bytes());
     wire.extend_from_slice(b" HTTP/1.1\r\n");
@@ -674,7 +606,8 @@ fn write_request(
         wire.extend_from_slice(value.as_bytes());
         wire.extend_from_slice(b"\r\n");
     }
-    let needs_length = body.is_some() || matches!(method, "POST" | "PUT" | "PATCH");
+    let needs_length =
+        body.is_some() || matches!(method, Method::Post | Method::Put | Method::Patch);
     if needs_length && !has("content-length") {
         let length = body.map(str::len).unwrap_or(0);
         wire.extend_from_slice(b"content-length: ");
@@ -694,14 +627,18 @@ pub struct LoadTransport<'e> {
     endpoint: &'e Endpoint,
     conn: Option<Conn>,
     wire: Vec<u8>,
+    /// For requests to another origin.
+    other_origins: ReqwestTransport<'e>,
 }
 
 impl<'e> LoadTransport<'e> {
-    pub fn new(endpoint: &'e Endpoint) -> LoadTransport<'e> {
+    /// Requests to the endpoint's origin on its connections, others through `http`.
+    pub fn new(endpoint: &'e Endpoint, http: &'e reqwest::Client) -> LoadTransport<'e> {
         LoadTransport {
             endpoint,
             conn: None,
             wire: Vec::new(),
+            other_origins: ReqwestTransport::new(http, endpoint.timeout),
         }
     }
 
@@ -736,14 +673,9 @@ impl Drop for LoadTransport<'_> {
 }
 
 impl Transport for LoadTransport<'_> {
-    async fn send(
-        &mut self,
-        ctx: &RunContext,
-        request: &Outgoing<'_>,
-        redactor: &Redactor,
-    ) -> Result<Observed, StepError> {
+    async fn send(&mut self, request: &Outgoing) -> Result<Received, TransportError> {
         let Some(target) = self.endpoint.request_target(&request.url) else {
-            return ReqwestTransport.send(ctx, request, redactor).await;
+            return self.other_origins.send(request).await;
         };
         write_request(
             &mut self.wire,
@@ -752,31 +684,21 @@ impl Transport for LoadTransport<'_> {
             &self.endpoint.authority,
             &request.headers,
             request.body.as_deref(),
-        )
-        .map_err(|message| StepError {
-            kind: ErrorKind::Scenario,
-            message,
-        })?;
+        )?;
         let timeout = self.endpoint.timeout;
-        let exchange = self.exchange(request.method == "HEAD", request.needs_headers);
-        let outcome = tokio::time::timeout(timeout, exchange).await;
-        let failure = |what: String| StepError {
-            kind: ErrorKind::Transport,
-            message: format!("{} {}: {what}", request.method, redactor.text(&request.url)),
-        };
-        match outcome {
-            Err(_) => Err(failure(format!(
-                "timeout after {} (the profile's `timeout`)",
-                humantime_secs(timeout)
-            ))),
-            Ok(Err(ConnError::TooLarge)) => Err(body_too_large()),
-            Ok(Err(e)) => Err(failure(e.describe())),
-            Ok(Ok(response)) => Ok(Observed::new(
-                response.status,
-                response.headers,
-                response.body,
-                request.needs_json,
-            )),
+        // (The model has no HEAD request: every answer may have a body.)
+        let exchange = self.exchange(false, request.needs_headers);
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(TransportError::Timeout {
+                after: timeout,
+                cause: None,
+            }),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(response)) => Ok(Received {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
         }
     }
 }
@@ -823,13 +745,17 @@ mod tests {
         (endpoint, handle)
     }
 
-    fn get(url: String) -> Outgoing<'static> {
+    fn http() -> &'static reqwest::Client {
+        static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(reqwest::Client::new)
+    }
+
+    fn get(url: String) -> Outgoing {
         Outgoing {
-            method: "GET",
+            method: Method::Get,
             url,
             headers: vec![("authorization".into(), "Bearer t".into())],
             body: None,
-            needs_json: true,
             needs_headers: true,
         }
     }
@@ -839,7 +765,7 @@ mod tests {
         let target = t.endpoint.request_target(&request.url).unwrap().to_owned();
         write_request(
             &mut t.wire,
-            "GET",
+            Method::Get,
             &target,
             &t.endpoint.authority.clone(),
             &request.headers,
@@ -858,7 +784,7 @@ mod tests {
         ])
         .await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         let first = send(&mut t, format!("{base}/a?x=1")).await.unwrap();
         assert_eq!((first.status, first.body.as_slice()), (200, &b"{}"[..]));
         assert!(first.headers.contains(&("x-a".into(), "1".into())));
@@ -888,7 +814,7 @@ mod tests {
         ])
         .await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         let r = send(&mut t, format!("{base}/")).await.unwrap();
         assert!(!r.keep_alive);
         assert!(t.conn.is_none());
@@ -896,7 +822,7 @@ mod tests {
 
         let (endpoint, _handle) = server(vec![b"HTTP/1.0 200 OK\r\n\r\nuntil the end"]).await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         let r = send(&mut t, format!("{base}/")).await.unwrap();
         assert_eq!(r.body, b"until the end");
         assert!(!r.keep_alive);
@@ -909,7 +835,7 @@ mod tests {
         ])
         .await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         assert!(matches!(
             send(&mut t, format!("{base}/")).await,
             Err(ConnError::TooLarge)
@@ -917,17 +843,19 @@ mod tests {
 
         let (endpoint, _h) = server(vec![b"SSH-2.0-OpenSSH\r\n\r\n"]).await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         let e = send(&mut t, format!("{base}/")).await.unwrap_err();
         assert!(matches!(e, ConnError::Invalid(_)), "{e:?}");
 
         let (endpoint, _h) =
             server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]).await;
         let base = endpoint.origin.clone();
-        let mut t = LoadTransport::new(&endpoint);
+        let mut t = LoadTransport::new(&endpoint, http());
         let e = send(&mut t, format!("{base}/")).await.unwrap_err();
-        assert!(e.describe().contains("closed"), "{}", e.describe());
         assert!(!e.stale(), "part of the answer came: never sent again");
+        let e = TransportError::from(e);
+        assert!(matches!(e, TransportError::Reset(_)), "{e:?}");
+        assert!(e.to_string().contains("closed"), "{e}");
     }
 
     #[test]
@@ -935,7 +863,7 @@ mod tests {
         let mut wire = Vec::new();
         write_request(
             &mut wire,
-            "POST",
+            Method::Post,
             "/oauth/token",
             "example.test:8443",
             &[("content-type".into(), "application/json".into())],
@@ -948,7 +876,7 @@ mod tests {
         assert!(
             write_request(
                 &mut wire,
-                "GET",
+                Method::Get,
                 "/",
                 "h",
                 &[("x".into(), "a\r\nb: c".into())],
@@ -959,7 +887,7 @@ mod tests {
         assert!(
             write_request(
                 &mut wire,
-                "GET",
+                Method::Get,
                 "/",
                 "h",
                 &[("x y".into(), "v".into())],

@@ -145,8 +145,8 @@ pub async fn provision(
                 .session(&scenario.vars, scenario.user)
                 .await
                 .map_err(|e| e.message)?;
-            for step in &scenario.setup {
-                let result = session.run_step(Phase::Setup, step).await;
+            for (position, step) in scenario.setup.iter().enumerate() {
+                let result = session.run_step(Phase::Setup, position, step).await;
                 if result.is_blocking() {
                     let why = result
                         .error
@@ -196,7 +196,7 @@ pub async fn provision(
             .scenario
             .steps
             .iter()
-            .flat_map(|step| step.capture.keys().chain(step.new_user.as_ref()))
+            .flat_map(|step| step.assigns())
             .cloned()
             .collect(),
         single_use: flow.single_use,
@@ -252,12 +252,12 @@ async fn run_flow(
     let mut session = shared
         .ctx
         .resume(std::mem::take(&mut user.vars), shared.ctx.redactor.child());
-    let mut transport = LoadTransport::new(&shared.endpoint);
+    let mut transport = LoadTransport::new(&shared.endpoint, &shared.ctx.http);
     let (mut failed, mut check_failed) = (false, false);
     for (i, step) in flow.scenario.scenario.steps.iter().enumerate() {
         let t0 = Instant::now();
         let result = session
-            .run_step_via(Phase::Steps, step, &mut transport)
+            .run_step_via(Phase::Steps, i, step, &mut transport)
             .await;
         let end = Instant::now();
         // Only the first request can wait on the schedule; later ones start when the

@@ -4,6 +4,7 @@
 
 use crate::engine::result::{CheckStatus, ErrorKind, StepResult};
 use crate::scenario::model::Severity;
+use crate::transport::TransportError;
 use hdrhistogram::Histogram;
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -111,41 +112,25 @@ impl Default for Recorder {
 /// The error kind a step's failure is counted under.
 pub fn error_kind(step: &StepResult) -> Option<String> {
     if let Some(error) = &step.error {
-        let message = error.message.to_ascii_lowercase();
-        return Some(
-            match error.kind {
-                ErrorKind::Control => "control",
-                ErrorKind::Scenario => "scenario",
-                ErrorKind::Transport
-                    if message.contains("timed out") || message.contains("timeout after") =>
-                {
-                    "timeout"
-                }
-                ErrorKind::Transport
-                    if message.contains("certificate") || message.contains("tls") =>
-                {
-                    "tls"
-                }
-                ErrorKind::Transport if message.contains("exceeds") => "body_too_large",
-                ErrorKind::Transport
-                    if message.contains("reset")
-                        || message.contains("closed")
-                        || message.contains("broken pipe")
-                        || message.contains("incomplete") =>
-                {
-                    "connection_reset"
-                }
-                ErrorKind::Transport
-                    if message.contains("refused")
-                        || message.contains("(connect)")
-                        || message.contains("dns") =>
-                {
-                    "connect"
-                }
-                ErrorKind::Transport => "transport",
-            }
-            .to_owned(),
-        );
+        let kind = match (error.kind, &error.transport) {
+            (ErrorKind::Control, _) => "control",
+            (ErrorKind::Scenario, _) => "scenario",
+            (ErrorKind::Transport, Some(TransportError::Timeout { .. })) => "timeout",
+            (ErrorKind::Transport, Some(TransportError::Tls(_))) => "tls",
+            (ErrorKind::Transport, Some(TransportError::BodyTooLarge)) => "body_too_large",
+            (ErrorKind::Transport, Some(TransportError::Reset(_))) => "connection_reset",
+            (ErrorKind::Transport, Some(TransportError::Connect(_))) => "connect",
+            (
+                ErrorKind::Transport,
+                Some(
+                    TransportError::InvalidResponse(_)
+                    | TransportError::InvalidRequest(_)
+                    | TransportError::Other(_),
+                )
+                | None,
+            ) => "transport",
+        };
+        return Some(kind.to_owned());
     }
     match step.exchange.as_ref().and_then(|x| x.status) {
         Some(status) if status >= 500 => Some(format!("http_{status}")),

@@ -17,7 +17,7 @@ pub mod thresholds;
 
 pub use args::LoadArgs;
 
-use crate::engine::RunContext;
+use crate::engine::{Detail, RunContext};
 use crate::engine::redact::Redactor;
 use crate::exit::{Exit, Stop};
 use crate::scenario::Suite;
@@ -157,8 +157,8 @@ async fn drive(
             warnings.join("; ")
         )));
     }
-    let mut ctx = RunContext::new(target.clone(), suite, Redactor::default()).map_err(Stop::bad)?;
-    ctx.lean = true;
+    let ctx = RunContext::new(target.clone(), suite, Redactor::default(), Detail::Measure)
+        .map_err(|e| Stop::bad(e.to_string()))?;
     let ctx = Arc::new(ctx);
     let endpoint = Arc::new(
         conn::Endpoint::new(target)

@@ -72,7 +72,7 @@ pub fn summary(report: &RunReport) -> String {
                     Severity::Must => "must",
                     Severity::Should => "should",
                 };
-                if crate::snapshot::is_snapshot_check(c) {
+                if c.origin.is_snapshot() {
                     let _ = writeln!(out, "    [{}] ({level}) {}", c.requirement, c.check);
                     let _ = writeln!(out, "      {}", c.message);
                     for line in c.actual.lines() {

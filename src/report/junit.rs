@@ -40,7 +40,7 @@ pub fn render(report: &RunReport) -> String {
                         .filter(|c| c.status == CheckStatus::Failed)
                     {
                         lines.push(format!("{}: [{}] {}", step.name, c.requirement, c.message));
-                        if crate::snapshot::is_snapshot_check(c) && !c.actual.is_empty() {
+                        if c.origin.is_snapshot() && !c.actual.is_empty() {
                             lines.push(c.actual.trim_end().to_owned());
                         }
                     }

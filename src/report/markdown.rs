@@ -2,7 +2,7 @@
 //! area: what a vendor shows a customer).
 
 use super::{RequirementStatus, RunReport};
-use crate::engine::result::{CheckResult, CheckStatus, ScenarioStatus};
+use crate::engine::result::{CheckOrigin, CheckResult, CheckStatus, ScenarioStatus};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -132,7 +132,7 @@ pub fn summary(report: &RunReport) -> String {
 
 /// The unified diff of a failed snapshot check, as a fenced block inside a list item.
 fn diff_block(c: &CheckResult) -> String {
-    if !crate::snapshot::is_snapshot_check(c) || c.actual.trim().is_empty() {
+    if !c.origin.is_snapshot() || c.actual.trim().is_empty() {
         return String::new();
     }
     let mut out = String::from("\n  ```diff\n");
@@ -153,7 +153,7 @@ fn snapshot_section(report: &RunReport, all_steps: bool) -> String {
         .flat_map(|(s, st)| {
             st.checks
                 .iter()
-                .filter(|c| crate::snapshot::is_snapshot_check(c))
+                .filter(|c| c.origin.is_snapshot())
                 .map(move |c| (s, st, c))
         })
         .collect();
@@ -165,9 +165,10 @@ fn snapshot_section(report: &RunReport, all_steps: bool) -> String {
         .filter(|(_, _, c)| c.status == CheckStatus::Passed)
         .count();
     let mut out = String::new();
-    let shape_of = checks
-        .iter()
-        .find_map(|(_, _, c)| crate::snapshot::shape_profile(c));
+    let shape_of = checks.iter().find_map(|(_, _, c)| match &c.origin {
+        CheckOrigin::Shape { profile } => Some(profile.as_str()),
+        _ => None,
+    });
     match shape_of {
         Some(profile) => {
             let _ = writeln!(
@@ -281,7 +282,7 @@ pub fn compatibility(report: &RunReport) -> String {
         .scenarios
         .iter()
         .flat_map(|s| s.checks())
-        .any(crate::snapshot::is_shape_check);
+        .any(|c| matches!(c.origin, CheckOrigin::Shape { .. }));
     if shapes_compared {
         out.push_str(&snapshot_section(report, false));
     }

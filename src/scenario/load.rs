@@ -362,16 +362,8 @@ fn validate(
         );
     }
     validate_snapshot_options(scenario, &mut error);
-    let expanded = scenario
-        .setup
-        .iter()
-        .chain(&scenario.steps)
-        .chain(&scenario.teardown)
-        .map(|step| {
-            step.matrix
-                .values()
-                .fold(1usize, |n, values| n.saturating_mul(values.len()))
-        })
+    let expanded = all_steps(scenario)
+        .map(combinations)
         .fold(0usize, usize::saturating_add);
     if expanded > MAX_EXPANDED_STEPS {
         errors_push_whole(
@@ -382,93 +374,15 @@ fn validate(
             &mut error,
         );
     }
-    let all_steps = scenario
-        .setup
-        .iter()
-        .chain(&scenario.steps)
-        .chain(&scenario.teardown);
-    for step in all_steps {
-        let at = step.name.referenced;
-        let actions = [
-            step.request.is_some(),
-            step.advance_clock.is_some(),
-            step.new_user.is_some(),
-        ]
-        .iter()
-        .filter(|a| **a)
-        .count();
-        if actions != 1 {
-            error(
-                at,
-                format!(
-                    "step {:?} must have exactly one action (request, advance_clock or new_user); it has {actions}",
-                    step.name.value
-                ),
-            );
-        }
-        if step.advance_clock.is_some() && !scenario.requires.contains(&Capability::Clock) {
-            error(
-                at,
-                format!(
-                    "step {:?} advances the clock, so the scenario must list `clock` in `requires`",
-                    step.name.value
-                ),
-            );
-        }
-        if let Some(request) = &step.request {
-            let bodies = [
-                request.json.is_some(),
-                request.form.is_some(),
-                request.body.is_some(),
-            ]
-            .iter()
-            .filter(|b| **b)
-            .count();
-            if bodies > 1 {
-                error(
-                    at,
-                    format!(
-                        "step {:?}: use only one of json, form and body",
-                        step.name.value
-                    ),
-                );
-            }
-        }
-        for (key, values) in &step.matrix {
-            if values.is_empty() {
-                error(
-                    at,
-                    format!(
-                        "step {:?}: matrix key {key:?} has no values",
-                        step.name.value
-                    ),
-                );
-            }
-        }
-        let combinations = step
-            .matrix
-            .values()
-            .fold(1usize, |n, values| n.saturating_mul(values.len()));
-        if combinations > MAX_MATRIX_COMBINATIONS {
-            error(
-                at,
-                format!(
-                    "step {:?}: the matrix gives {} combinations; at most {MAX_MATRIX_COMBINATIONS} are allowed",
-                    step.name.value,
-                    if combinations == usize::MAX {
-                        "too many".to_owned()
-                    } else {
-                        combinations.to_string()
-                    }
-                ),
-            );
-        }
+    for step in all_steps(scenario) {
+        validate_action(step, scenario, &mut error);
+        validate_matrix(step, &mut error);
         for (name, capture) in &step.capture {
             if let Capture::Path(path) = capture
                 && let Err(e) = serde_json_path::JsonPath::parse(path)
             {
                 error(
-                    at,
+                    step.name.referenced,
                     format!("capture {name:?}: invalid JSONPath {path:?}: {e}"),
                 );
             }
@@ -479,17 +393,111 @@ fn validate(
     }
 }
 
+/// Setup, steps and teardown, in order.
+fn all_steps(scenario: &Scenario) -> impl Iterator<Item = &Step> {
+    scenario
+        .setup
+        .iter()
+        .chain(&scenario.steps)
+        .chain(&scenario.teardown)
+}
+
+/// The runs a matrix step expands to (saturating).
+fn combinations(step: &Step) -> usize {
+    step.matrix
+        .values()
+        .fold(1usize, |n, values| n.saturating_mul(values.len()))
+}
+
+/// One action per step, the `clock` capability for `advance_clock`, one body per request.
+fn validate_action(step: &Step, scenario: &Scenario, error: &mut impl FnMut(Location, String)) {
+    let at = step.name.referenced;
+    let actions = [
+        step.request.is_some(),
+        step.advance_clock.is_some(),
+        step.new_user.is_some(),
+    ]
+    .iter()
+    .filter(|a| **a)
+    .count();
+    if actions != 1 {
+        error(
+            at,
+            format!(
+                "step {:?} must have exactly one action (request, advance_clock or new_user); it has {actions}",
+                step.name.value
+            ),
+        );
+    }
+    if step.advance_clock.is_some() && !scenario.requires.contains(&Capability::Clock) {
+        error(
+            at,
+            format!(
+                "step {:?} advances the clock, so the scenario must list `clock` in `requires`",
+                step.name.value
+            ),
+        );
+    }
+    if let Some(request) = &step.request {
+        let bodies = [
+            request.json.is_some(),
+            request.form.is_some(),
+            request.body.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if bodies > 1 {
+            error(
+                at,
+                format!(
+                    "step {:?}: use only one of json, form and body",
+                    step.name.value
+                ),
+            );
+        }
+    }
+}
+
+/// Every matrix key has values, and the combinations stay under
+/// [`MAX_MATRIX_COMBINATIONS`].
+fn validate_matrix(step: &Step, error: &mut impl FnMut(Location, String)) {
+    let at = step.name.referenced;
+    for (key, values) in &step.matrix {
+        if values.is_empty() {
+            error(
+                at,
+                format!(
+                    "step {:?}: matrix key {key:?} has no values",
+                    step.name.value
+                ),
+            );
+        }
+    }
+    let combinations = combinations(step);
+    if combinations > MAX_MATRIX_COMBINATIONS {
+        error(
+            at,
+            format!(
+                "step {:?}: the matrix gives {} combinations; at most {MAX_MATRIX_COMBINATIONS} are allowed",
+                step.name.value,
+                if combinations == usize::MAX {
+                    "too many".to_owned()
+                } else {
+                    combinations.to_string()
+                }
+            ),
+        );
+    }
+}
+
 /// `snapshot_redact` paths parse as JSONPaths with a usable placeholder, and
 /// `snapshot_headers` are header names.
 fn validate_snapshot_options(scenario: &Scenario, error: &mut impl FnMut(Location, String)) {
-    let rules = scenario.snapshot_redact.iter().chain(
-        scenario
-            .setup
-            .iter()
-            .chain(&scenario.steps)
-            .chain(&scenario.teardown)
-            .flat_map(|s| &s.snapshot_redact),
-    );
+    let rules = scenario
+        .snapshot_redact
+        .iter()
+        .chain(all_steps(scenario).flat_map(|s| &s.snapshot_redact));
     for rule in rules {
         let path = rule.value.path();
         if let Err(e) = serde_json_path::JsonPath::parse(path) {
@@ -567,18 +575,7 @@ fn validate_check(
             ),
         );
     }
-    let predicates = [
-        check.equals.is_some(),
-        check.not_equals.is_some(),
-        check.one_of.is_some(),
-        check.type_.is_some(),
-        check.matches.is_some(),
-        check.exists.is_some(),
-        check.length.is_some(),
-    ]
-    .iter()
-    .filter(|p| **p)
-    .count();
+    let predicates = check.predicates().count();
     if (check.header.is_some() || check.path.is_some()) && predicates == 0 {
         error(
             at,

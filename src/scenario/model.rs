@@ -58,6 +58,35 @@ fn yes() -> bool {
     true
 }
 
+/// The three lists of steps of a scenario, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Setup,
+    Steps,
+    Teardown,
+}
+
+impl Scenario {
+    /// Each phase with its steps, in the order they run.
+    pub fn phases(&self) -> [(Phase, &[Step]); 3] {
+        [
+            (Phase::Setup, &self.setup),
+            (Phase::Steps, &self.steps),
+            (Phase::Teardown, &self.teardown),
+        ]
+    }
+
+    /// The steps of one phase.
+    pub fn phase(&self, phase: Phase) -> &[Step] {
+        match phase {
+            Phase::Setup => &self.setup,
+            Phase::Steps => &self.steps,
+            Phase::Teardown => &self.teardown,
+        }
+    }
+}
+
 /// Something a target can do that some scenarios need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -128,6 +157,32 @@ pub struct Step {
     #[serde(default)]
     #[schemars(with = "Vec<RedactRule>")]
     pub snapshot_redact: Vec<Spanned<RedactRule>>,
+}
+
+/// What a step does: its one action (loading a scenario checks there is exactly one).
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'s> {
+    Request(&'s Request),
+    AdvanceClock(u64),
+    /// Provisions a user under this name.
+    NewUser(&'s str),
+}
+
+impl Step {
+    /// The step's action; `None` unless it has exactly one (never for a loaded scenario).
+    pub fn action(&self) -> Option<Action<'_>> {
+        match (&self.request, self.advance_clock, &self.new_user) {
+            (Some(request), None, None) => Some(Action::Request(request)),
+            (None, Some(seconds), None) => Some(Action::AdvanceClock(seconds)),
+            (None, None, Some(name)) => Some(Action::NewUser(name)),
+            _ => None,
+        }
+    }
+
+    /// The variable names the step assigns: its captures and a new user's name.
+    pub fn assigns(&self) -> impl Iterator<Item = &String> {
+        self.capture.keys().chain(self.new_user.as_ref())
+    }
 }
 
 /// A response value to redact in snapshots: a JSONPath (`"$.ticket"`; the placeholder is
@@ -358,6 +413,86 @@ pub struct Check {
     pub length: Option<usize>,
 }
 
+/// `check`'s predicates with these values for the templated ones: in the order a
+/// description lists them.
+pub fn predicates<'v>(
+    check: &'v Check,
+    equals: Option<&'v Value>,
+    not_equals: Option<&'v Value>,
+    one_of: Option<&'v [Value]>,
+) -> impl Iterator<Item = Predicate<'v>> {
+    [
+        equals.map(Predicate::Equals),
+        not_equals.map(Predicate::NotEquals),
+        one_of.map(Predicate::OneOf),
+        check.type_.map(Predicate::Type),
+        check.matches.as_deref().map(Predicate::Matches),
+        check.exists.map(Predicate::Exists),
+        check.length.map(Predicate::Length),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// What a check looks at (loading a scenario checks there is exactly one).
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'c> {
+    Status(&'c StatusExpect),
+    Body(BodyExpect),
+    /// A response header, by name.
+    Header(&'c str),
+    /// A JSONPath into the body (as written: it may be a template).
+    Path(&'c str),
+}
+
+/// One condition of a header or path check (a check may combine several; all must hold).
+#[derive(Debug, Clone, Copy)]
+pub enum Predicate<'v> {
+    Equals(&'v Value),
+    NotEquals(&'v Value),
+    OneOf(&'v [Value]),
+    Type(JsonType),
+    /// A regular expression the (string) value must match.
+    Matches(&'v str),
+    /// `true`: the value is there; `false`: it is not.
+    Exists(bool),
+    /// Length of an array, string or object.
+    Length(usize),
+}
+
+impl Predicate<'_> {
+    /// Whether the predicate compares a value (all but [`Predicate::Exists`]).
+    pub fn reads_value(&self) -> bool {
+        !matches!(self, Predicate::Exists(_))
+    }
+}
+
+impl Check {
+    /// The check's predicates as written (values not rendered), in the order a
+    /// description lists them.
+    pub fn predicates(&self) -> impl Iterator<Item = Predicate<'_>> {
+        predicates(
+            self,
+            self.equals.as_ref(),
+            self.not_equals.as_ref(),
+            self.one_of.as_deref(),
+        )
+    }
+    /// The check's subject: `status`, else `body`, else `header`, else `path` (`$` if
+    /// none is given).
+    pub fn subject(&self) -> Subject<'_> {
+        if let Some(status) = &self.status {
+            Subject::Status(status)
+        } else if let Some(body) = self.body {
+            Subject::Body(body)
+        } else if let Some(name) = &self.header {
+            Subject::Header(name)
+        } else {
+            Subject::Path(self.path.as_deref().unwrap_or("$"))
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyExpect {
@@ -419,4 +554,48 @@ pub struct Catalogue {
     /// Suite version, shown in reports.
     pub version: String,
     pub requirements: Vec<Requirement>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_has_one_action_and_a_check_one_subject() {
+        let step: Step = serde_saphyr::from_str("{name: s, advance_clock: 30}").unwrap();
+        assert!(matches!(step.action(), Some(Action::AdvanceClock(30))));
+        let step: Step =
+            serde_saphyr::from_str("{name: s, new_user: other, request: {method: GET, path: /}}")
+                .unwrap();
+        assert!(step.action().is_none(), "two actions are none");
+
+        let check: Check =
+            serde_saphyr::from_str("{req: X, header: Location, exists: true}").unwrap();
+        assert!(matches!(check.subject(), Subject::Header("Location")));
+        let check: Check = serde_saphyr::from_str("{req: X, equals: 3}").unwrap();
+        assert!(
+            matches!(check.subject(), Subject::Path("$")),
+            "the body root by default"
+        );
+    }
+
+    #[test]
+    fn predicates_come_in_description_order() {
+        let check: Check = serde_saphyr::from_str(
+            "{req: X, path: $.a, length: 2, exists: true, type: array, equals: [1, 2]}",
+        )
+        .unwrap();
+        let kinds: Vec<_> = check
+            .predicates()
+            .map(|p| match p {
+                Predicate::Equals(_) => "equals",
+                Predicate::Type(_) => "type",
+                Predicate::Exists(_) => "exists",
+                Predicate::Length(_) => "length",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["equals", "type", "exists", "length"]);
+        assert!(!Predicate::Exists(true).reads_value());
+    }
 }

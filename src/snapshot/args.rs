@@ -32,11 +32,16 @@ pub struct RunSnapshotArgs {
     pub snapshot_dir: PathBuf,
 }
 
-fn parse_severity(text: &str) -> Result<Severity, String> {
+/// A `--snapshot-severity` that is neither `must` nor `should`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected must or should, not {0:?}")]
+pub struct BadSeverity(String);
+
+fn parse_severity(text: &str) -> Result<Severity, BadSeverity> {
     match text {
         "must" => Ok(Severity::Must),
         "should" => Ok(Severity::Should),
-        other => Err(format!("expected must or should, not {other:?}")),
+        other => Err(BadSeverity(other.to_owned())),
     }
 }
 

@@ -112,10 +112,10 @@ impl SnapFile {
     }
 
     /// Reads a `.snap` file's text (ours or insta's). Keys we do not know are ignored.
-    pub fn parse(text: &str) -> Result<SnapFile, String> {
+    pub fn parse(text: &str) -> Result<SnapFile, NotASnapshot> {
         let mut lines = text.split_inclusive('\n');
         if lines.next().map(str::trim_end) != Some("---") {
-            return Err("not a snapshot file: it does not start with `---`".into());
+            return Err(NotASnapshot::NoHeader);
         }
         let mut meta = Meta::default();
         let mut in_info = false;
@@ -147,7 +147,7 @@ impl SnapFile {
             }
         }
         if !closed {
-            return Err("not a snapshot file: its header is not closed by `---`".into());
+            return Err(NotASnapshot::Unclosed);
         }
         let contents = text.get(consumed.min(text.len())..).unwrap_or("");
         Ok(SnapFile {
@@ -156,20 +156,54 @@ impl SnapFile {
         })
     }
 
-    pub fn read(path: &Path) -> Result<SnapFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        SnapFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<SnapFile, SnapFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SnapFileError::Io {
+            doing: "read",
+            path: path.to_owned(),
+            error,
+        })?;
+        SnapFile::parse(&text).map_err(|error| SnapFileError::Invalid {
+            path: path.to_owned(),
+            error,
+        })
     }
 
-    pub fn write(&self, path: &Path) -> Result<(), String> {
+    pub fn write(&self, path: &Path) -> Result<(), SnapFileError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|error| SnapFileError::Io {
+                doing: "create",
+                path: dir.to_owned(),
+                error,
+            })?;
         }
-        std::fs::write(path, self.render())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(path, self.render()).map_err(|error| SnapFileError::Io {
+            doing: "write",
+            path: path.to_owned(),
+            error,
+        })
     }
+}
+
+/// Text that is not a snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotASnapshot {
+    #[error("not a snapshot file: it does not start with `---`")]
+    NoHeader,
+    #[error("not a snapshot file: its header is not closed by `---`")]
+    Unclosed,
+}
+
+/// A snapshot file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapFileError {
+    #[error("cannot {doing} {}: {error}", path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: {error}", path.display())]
+    Invalid { path: PathBuf, error: NotASnapshot },
 }
 
 /// Snapshot text as compared: no leading blank lines, no trailing whitespace on lines, one

@@ -17,8 +17,10 @@ pub mod review;
 
 pub use args::{RunSnapshotArgs, SnapshotsArgs};
 
-use crate::engine::result::{CheckResult, CheckStatus, Phase, ScenarioResult, ScenarioStatus};
-use crate::scenario::model::Severity;
+use crate::engine::result::{
+    CheckOrigin, CheckResult, CheckStatus, Phase, ScenarioResult, ScenarioStatus, StepResult,
+};
+use crate::scenario::model::{Action, Severity, Step};
 use crate::scenario::{Suite, SuiteScenario};
 use crate::target::Target;
 use file::{Meta, SnapFile, new_path, slug};
@@ -290,8 +292,15 @@ impl SnapshotSink {
         actual: String,
         message: String,
     ) -> CheckResult {
+        let origin = match self.summary.compare {
+            Comparison::Exact => CheckOrigin::Snapshot,
+            Comparison::Shape => CheckOrigin::Shape {
+                profile: self.summary.profile.clone(),
+            },
+        };
         CheckResult {
             requirement: REQUIREMENT.to_owned(),
+            origin,
             severity: self.severity,
             status,
             check,
@@ -316,45 +325,27 @@ impl SnapshotSink {
         {
             dynamic.harvest(json);
         }
-        let scenario_rules: Vec<PathRule> = scenario
-            .snapshot_redact
-            .iter()
-            .filter_map(|r| PathRule::new(&r.value))
-            .collect();
-        let headers: Vec<String> = scenario
-            .snapshot_headers
-            .iter()
-            .map(|h| h.value.to_ascii_lowercase())
-            .collect();
         let scenario_dir = self.summary.root.join(slug(&result.name));
-        let source = source_of(&suite_scenario.file);
-        let phases = [
-            (Phase::Setup, &scenario.setup, "setup-"),
-            (Phase::Steps, &scenario.steps, ""),
-            (Phase::Teardown, &scenario.teardown, "teardown-"),
-        ];
+        let context = StepContext {
+            scenario: &result.name,
+            source: source_of(&suite_scenario.file),
+            rules: scenario
+                .snapshot_redact
+                .iter()
+                .filter_map(|r| PathRule::new(&r.value))
+                .collect(),
+            headers: scenario
+                .snapshot_headers
+                .iter()
+                .map(|h| h.value.to_ascii_lowercase())
+                .collect(),
+            dynamic,
+        };
         let mut used: HashSet<String> = HashSet::new();
-        let mut counts = [0usize; 3];
-        for step in result.steps.iter_mut() {
-            let Some(p) = phases.iter().position(|(phase, ..)| *phase == step.phase) else {
-                continue;
-            };
-            let (_, defs, prefix) = phases[p];
-            let index = counts[p];
-            counts[p] += 1;
-            let base = format!("{prefix}{}", slug(&step.name));
-            let mut name = base.clone();
-            let mut n = 2;
-            while !used.insert(name.clone()) {
-                name = format!("{base}-{n}");
-                n += 1;
-            }
-            let Some(def) = defs.get(index) else {
-                continue;
-            };
-            let (Some(_), Some(observed), Some(exchange)) =
-                (&def.request, &step.observed, &step.exchange)
-            else {
+        let mut checks = Vec::new();
+        for (index, step) in result.steps.iter().enumerate() {
+            let name = unique_name(&mut used, step.phase, &step.name);
+            let Some(def) = scenario.phase(step.phase).get(step.position) else {
                 continue;
             };
             let path = scenario_dir.join(format!("{name}.snap"));
@@ -362,175 +353,220 @@ impl SnapshotSink {
                 .snapshot
                 .or(scenario.snapshot)
                 .unwrap_or_else(|| self.all || path.is_file());
-            if !selected {
+            if !selected || !matches!(def.action(), Some(Action::Request(_))) {
                 continue;
             }
-            let mut rules = scenario_rules.clone();
-            rules.extend(
-                def.snapshot_redact
-                    .iter()
-                    .filter_map(|r| PathRule::new(&r.value)),
-            );
-            let url = exchange
-                .url
-                .strip_prefix(&self.base_url)
-                .unwrap_or(&exchange.url);
-            let snap = SnapFile {
-                meta: Meta {
-                    source: Some(source.clone()),
-                    description: Some(step.name.clone()),
-                    expression: Some(format!("{} {}", exchange.method, dynamic.text(url))),
-                    info: vec![
-                        ("profile".into(), self.summary.profile.clone()),
-                        ("scenario".into(), result.name.clone()),
-                        ("step".into(), step.name.clone()),
-                    ],
-                },
-                contents: file::normalise(&normalize::contents(
-                    observed, &rules, &headers, &dynamic,
-                )),
-            };
-            if let Some(check) = self.settle_step(&path, snap) {
-                step.checks.push(check);
+            if let Some(snap) = self.snapshot_of(&context, def, step)
+                && let Some(check) = self.settle_step(&path, snap)
+            {
+                checks.push((index, check));
             }
         }
-        let complete = phases
-            .iter()
-            .zip(counts)
-            .all(|((_, defs, _), ran)| defs.len() == ran);
+        for (index, check) in checks {
+            result.steps[index].checks.push(check);
+        }
+        let complete = scenario.phases().iter().all(|(phase, defs)| {
+            result.steps.iter().filter(|s| s.phase == *phase).count() == defs.len()
+        });
         if complete && self.summary.compare == Comparison::Exact {
             self.unreferenced_steps(&scenario_dir, &used);
         }
     }
 
+    /// The snapshot of one step's response (`None` if it has none).
+    fn snapshot_of(
+        &self,
+        context: &StepContext<'_>,
+        def: &Step,
+        step: &StepResult,
+    ) -> Option<SnapFile> {
+        let (Some(observed), Some(exchange)) = (&step.observed, &step.exchange) else {
+            return None;
+        };
+        let mut rules = context.rules.clone();
+        rules.extend(
+            def.snapshot_redact
+                .iter()
+                .filter_map(|r| PathRule::new(&r.value)),
+        );
+        let url = exchange
+            .url
+            .strip_prefix(&self.base_url)
+            .unwrap_or(&exchange.url);
+        Some(SnapFile {
+            meta: Meta {
+                source: Some(context.source.clone()),
+                description: Some(step.name.clone()),
+                expression: Some(format!("{} {}", exchange.method, context.dynamic.text(url))),
+                info: vec![
+                    ("profile".into(), self.summary.profile.clone()),
+                    ("scenario".into(), context.scenario.to_owned()),
+                    ("step".into(), step.name.clone()),
+                ],
+            },
+            contents: file::normalise(&normalize::contents(
+                observed,
+                &rules,
+                &context.headers,
+                &context.dynamic,
+            )),
+        })
+    }
+
     /// Records or compares one step's snapshot; the check to add, if any.
     fn settle_step(&mut self, path: &Path, snap: SnapFile) -> Option<CheckResult> {
-        let shown = path.display().to_string();
-        let pending = new_path(path);
         let old = path.is_file().then(|| SnapFile::read(path));
-        if self.summary.compare == Comparison::Shape {
-            let Some(old) = old else {
+        match (self.summary.compare, self.summary.mode, old) {
+            (Comparison::Shape, _, None) => {
                 self.summary.no_reference += 1;
-                return None;
-            };
-            let profile = self.summary.profile.clone();
-            let check = format!("same shape as {profile} ({shown})");
-            return Some(match old {
-                Err(e) => {
-                    self.summary.differed += 1;
-                    self.check(CheckStatus::Failed, check, e.clone(), e)
-                }
-                Ok(old) => {
-                    let reference = diff::parse(&old.contents);
-                    let actual = diff::parse(&snap.contents);
-                    let differences = diff::shape_differences(&reference, &actual);
-                    if differences.is_empty() {
-                        self.summary.matched += 1;
-                        self.check(
-                            CheckStatus::Passed,
-                            check,
-                            "same shape".into(),
-                            format!("same shape as {profile}"),
-                        )
-                    } else {
-                        self.summary.differed += 1;
-                        let text = diff::unified(
-                            &reference.shape_text(),
-                            &actual.shape_text(),
-                            &format!("{shown} (shape)"),
-                            "this response (shape)",
-                        );
-                        self.check(
-                            CheckStatus::Failed,
-                            check,
-                            text,
-                            format!(
-                                "not the same shape as {profile}: {}",
-                                differences.join("; ")
-                            ),
-                        )
-                    }
-                }
-            });
-        }
-        let write = |file: &SnapFile, to: &Path, errors: &mut Vec<String>| {
-            if let Err(e) = file.write(to) {
-                errors.push(e);
+                None
             }
-        };
-        let remove_pending = |errors: &mut Vec<String>| {
-            if pending.is_file()
-                && let Err(e) = std::fs::remove_file(&pending)
-            {
-                errors.push(format!("cannot remove {}: {e}", pending.display()));
-            }
-        };
-        match (self.summary.mode, old) {
-            (Mode::Record, old) => {
+            (Comparison::Shape, _, Some(old)) => Some(self.compare_shape(path, old, &snap)),
+            (Comparison::Exact, Mode::Record, old) => {
                 if old
                     .and_then(Result::ok)
                     .is_some_and(|o| o.render() == snap.render())
                 {
                     self.summary.unchanged += 1;
                 } else {
-                    write(&snap, path, &mut self.summary.errors);
+                    self.write(&snap, path);
                     self.summary.written += 1;
                 }
-                remove_pending(&mut self.summary.errors);
+                self.remove_pending(path);
                 None
             }
-            (Mode::NewOnly, None) => {
-                write(&snap, path, &mut self.summary.errors);
+            (Comparison::Exact, Mode::NewOnly, None) => {
+                self.write(&snap, path);
                 self.summary.written += 1;
-                remove_pending(&mut self.summary.errors);
+                self.remove_pending(path);
                 None
             }
-            (_, None) => {
-                write(&snap, &pending, &mut self.summary.errors);
-                self.summary.missing += 1;
-                self.summary.pending.push(pending.clone());
-                let shown_new = pending.display().to_string();
-                Some(self.check(
-                    CheckStatus::Failed,
-                    format!("response matches {shown}"),
-                    diff::unified("", &snap.contents, "no snapshot", &shown_new),
-                    format!(
-                        "no snapshot yet; this response is in {shown_new} (keep it: `mfa-conform snapshots accept {shown_new}`)"
-                    ),
-                ))
-            }
-            (_, Some(old)) => {
-                let (old_text, read_error) = match old {
-                    Ok(o) => (o.contents, None),
-                    Err(e) => (String::new(), Some(e)),
-                };
-                if read_error.is_none() && old_text == snap.contents {
-                    self.summary.matched += 1;
-                    remove_pending(&mut self.summary.errors);
-                    return Some(self.check(
-                        CheckStatus::Passed,
-                        format!("response matches {shown}"),
-                        "matches".into(),
-                        String::new(),
-                    ));
-                }
-                write(&snap, &pending, &mut self.summary.errors);
+            (Comparison::Exact, _, None) => Some(self.first_snapshot(path, &snap)),
+            (Comparison::Exact, _, Some(old)) => Some(self.compare_exact(path, old, &snap)),
+        }
+    }
+
+    /// A step's shape against the reference profile's snapshot.
+    fn compare_shape(
+        &mut self,
+        path: &Path,
+        old: Result<SnapFile, file::SnapFileError>,
+        snap: &SnapFile,
+    ) -> CheckResult {
+        let shown = path.display().to_string();
+        let profile = self.summary.profile.clone();
+        let check = format!("same shape as {profile} ({shown})");
+        let old = match old {
+            Ok(old) => old,
+            Err(e) => {
                 self.summary.differed += 1;
-                self.summary.pending.push(pending.clone());
-                let shown_new = pending.display().to_string();
-                let message = match read_error {
-                    Some(e) => format!("{e}; this response is in {shown_new}"),
-                    None => format!(
-                        "the response differs from the snapshot; this one is in {shown_new} (`mfa-conform snapshots review` accepts or rejects it)"
-                    ),
-                };
-                Some(self.check(
-                    CheckStatus::Failed,
-                    format!("response matches {shown}"),
-                    diff::unified(&old_text, &snap.contents, &shown, &shown_new),
-                    message,
-                ))
+                return self.check(CheckStatus::Failed, check, e.to_string(), e.to_string());
             }
+        };
+        let reference = diff::parse(&old.contents);
+        let actual = diff::parse(&snap.contents);
+        let differences = diff::shape_differences(&reference, &actual);
+        if differences.is_empty() {
+            self.summary.matched += 1;
+            return self.check(
+                CheckStatus::Passed,
+                check,
+                "same shape".into(),
+                format!("same shape as {profile}"),
+            );
+        }
+        self.summary.differed += 1;
+        let text = diff::unified(
+            &reference.shape_text(),
+            &actual.shape_text(),
+            &format!("{shown} (shape)"),
+            "this response (shape)",
+        );
+        self.check(
+            CheckStatus::Failed,
+            check,
+            text,
+            format!(
+                "not the same shape as {profile}: {}",
+                differences.join("; ")
+            ),
+        )
+    }
+
+    /// A step without a snapshot in `compare` mode: its response becomes pending.
+    fn first_snapshot(&mut self, path: &Path, snap: &SnapFile) -> CheckResult {
+        let shown = path.display().to_string();
+        let pending = new_path(path);
+        self.write(snap, &pending);
+        self.summary.missing += 1;
+        self.summary.pending.push(pending.clone());
+        let shown_new = pending.display().to_string();
+        self.check(
+            CheckStatus::Failed,
+            format!("response matches {shown}"),
+            diff::unified("", &snap.contents, "no snapshot", &shown_new),
+            format!(
+                "no snapshot yet; this response is in {shown_new} (keep it: `mfa-conform snapshots accept {shown_new}`)"
+            ),
+        )
+    }
+
+    /// A step's response against its snapshot; a difference becomes pending.
+    fn compare_exact(
+        &mut self,
+        path: &Path,
+        old: Result<SnapFile, file::SnapFileError>,
+        snap: &SnapFile,
+    ) -> CheckResult {
+        let shown = path.display().to_string();
+        let (old_text, read_error) = match old {
+            Ok(o) => (o.contents, None),
+            Err(e) => (String::new(), Some(e)),
+        };
+        if read_error.is_none() && old_text == snap.contents {
+            self.summary.matched += 1;
+            self.remove_pending(path);
+            return self.check(
+                CheckStatus::Passed,
+                format!("response matches {shown}"),
+                "matches".into(),
+                String::new(),
+            );
+        }
+        let pending = new_path(path);
+        self.write(snap, &pending);
+        self.summary.differed += 1;
+        self.summary.pending.push(pending.clone());
+        let shown_new = pending.display().to_string();
+        let message = match read_error {
+            Some(e) => format!("{e}; this response is in {shown_new}"),
+            None => format!(
+                "the response differs from the snapshot; this one is in {shown_new} (`mfa-conform snapshots review` accepts or rejects it)"
+            ),
+        };
+        self.check(
+            CheckStatus::Failed,
+            format!("response matches {shown}"),
+            diff::unified(&old_text, &snap.contents, &shown, &shown_new),
+            message,
+        )
+    }
+
+    fn write(&mut self, file: &SnapFile, to: &Path) {
+        if let Err(e) = file.write(to) {
+            self.summary.errors.push(e.to_string());
+        }
+    }
+
+    /// Removes the `.snap.new` beside `path`, if any.
+    fn remove_pending(&mut self, path: &Path) {
+        let pending = new_path(path);
+        if pending.is_file()
+            && let Err(e) = std::fs::remove_file(&pending)
+        {
+            self.summary
+                .errors
+                .push(format!("cannot remove {}: {e}", pending.display()));
         }
     }
 
@@ -587,6 +623,35 @@ impl SnapshotSink {
     }
 }
 
+/// What every step snapshot of one scenario shares.
+struct StepContext<'r> {
+    scenario: &'r str,
+    source: String,
+    /// The scenario's `snapshot_redact`.
+    rules: Vec<PathRule>,
+    /// Headers kept besides the default ones.
+    headers: Vec<String>,
+    dynamic: Dynamic,
+}
+
+/// The file stem of a step's snapshot: its name's slug, prefixed by its phase outside
+/// `steps`, and numbered if an earlier step of the scenario has the same.
+fn unique_name(used: &mut HashSet<String>, phase: Phase, step: &str) -> String {
+    let prefix = match phase {
+        Phase::Setup => "setup-",
+        Phase::Steps => "",
+        Phase::Teardown => "teardown-",
+    };
+    let base = format!("{prefix}{}", slug(step));
+    let mut name = base.clone();
+    let mut n = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
 /// `scenarios/otp-enrollment.yaml`: the suite directory's name and the file's, so the
 /// header does not depend on where the suite was checked out.
 fn source_of(file: &Path) -> String {
@@ -602,24 +667,6 @@ fn source_of(file: &Path) -> String {
         Some(dir) => format!("{dir}/{name}"),
         None => name,
     }
-}
-
-/// Whether a check is a snapshot comparison, and of which kind (for the reports).
-pub fn is_snapshot_check(check: &CheckResult) -> bool {
-    check.requirement == REQUIREMENT
-}
-
-pub fn is_shape_check(check: &CheckResult) -> bool {
-    shape_profile(check).is_some()
-}
-
-/// The profile a shape check compared with.
-pub fn shape_profile(check: &CheckResult) -> Option<&str> {
-    if !is_snapshot_check(check) {
-        return None;
-    }
-    let rest = check.check.strip_prefix("same shape as ")?;
-    Some(rest.split_once(" (").map_or(rest, |(profile, _)| profile))
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! `0`, an array keeps its length, an object its keys; fixed-length secrets keep their
 //! length (`"[recovery_code_________]"` is 24 characters, like the code it stands for).
 //!
-//! Built in, by key anywhere in the body: tokens (`*_token`, `ticket`), codes (`oob_code`,
-//! `binding_code`, `otp`, `recovery_code(s)`), secrets and passwords, the TOTP secret and
+//! Built in, by key anywhere in the body: the secret keys of the run's redaction
+//! ([`is_secret_key`]: `*_token`, `oob_code`, `binding_code`, `otp`, `recovery_code(s)`,
+//! secrets and passwords), tickets, the TOTP secret and
 //! account inside `barcode_uri`, ids (`id`, `*_id` but `client_id`, `sub`, `jti`; a
 //! `type|` prefix is kept), dates (`*_at`, `iat`, `exp`, `nbf`, `auth_time`), user
 //! identities (`username`, `email`, `phone_number`), the digits of masked authenticator
@@ -17,7 +18,8 @@
 //! (`snapshot_redact`).
 
 use super::json::{self, Node};
-use crate::engine::check::Observed;
+use crate::engine::redact::is_secret_key;
+use crate::engine::response::Observed;
 use crate::scenario::model::RedactRule;
 use regex::Regex;
 use serde_json::Value;
@@ -102,19 +104,19 @@ fn classify(key: &str, ctx: Context) -> Option<KeyRule> {
     }
     match k {
         "barcode_uri" => Some(KeyRule::Barcode),
+        // Fixed-length secrets keep their length.
         "recovery_code" | "recovery_codes" => mask("recovery_code", true),
         "secret" | "otp" | "binding_code" => mask(k, true),
-        "oob_code" | "ticket" | "login_ticket" | "client_assertion" | "jti" | "nonce" => {
-            mask(k, false)
-        }
-        "username" | "email" | "phone_number" | "password" | "client_secret" => mask(k, false),
+        // Values that change from run to run without being secrets.
+        "ticket" | "login_ticket" | "jti" | "nonce" => mask(k, false),
+        "username" | "email" | "phone_number" => mask(k, false),
         "id" | "sub" => Some(KeyRule::Id),
         "iat" | "exp" | "nbf" | "auth_time" => Some(KeyRule::Date),
-        _ if k.ends_with("_token") || k.ends_with("_secret") || k.ends_with("_password") => {
-            mask(k, false)
-        }
         _ if k.ends_with("_id") && k != "client_id" => Some(KeyRule::Id),
         _ if k.ends_with("_at") => Some(KeyRule::Date),
+        // Every other secret key, as the run's redaction knows them (tokens, codes,
+        // passwords, client credentials).
+        _ if is_secret_key(k) => mask(k, false),
         _ => None,
     }
 }

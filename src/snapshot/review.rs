@@ -10,6 +10,17 @@ use crate::exit::Exit;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+/// Why `snapshots` cannot do what it was asked (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("say which pending snapshots: --all, or .snap.new files, .snap files or directories")]
+    NoSelection,
+    #[error("{}: no pending snapshot there", .0.display())]
+    NotPending(PathBuf),
+    #[error("cannot write to stdout: {0}")]
+    Output(#[from] std::io::Error),
+}
+
 /// Runs `mfa-conform snapshots` on the process's stdin and stdout.
 pub fn main(args: SnapshotsArgs) -> Exit {
     let stdin = std::io::stdin();
@@ -32,8 +43,8 @@ pub fn run(
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     colour: bool,
-) -> Result<Exit, String> {
-    let io = |e: std::io::Error| format!("cannot write to stdout: {e}");
+) -> Result<Exit, ReviewError> {
+    let io = ReviewError::Output;
     match args.action {
         SnapshotsAction::Review(selection) => {
             let pending = pending(&selection, true)?;
@@ -63,15 +74,12 @@ pub fn run(
 
 /// The pending files a selection names, sorted. `default_all`: no paths means every
 /// pending file under `--dir` (review, pending); otherwise `--all` or paths are required.
-pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>, String> {
+pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>, ReviewError> {
     let mut out = Vec::new();
     if selection.all || (selection.paths.is_empty() && default_all) {
         walk(&selection.dir, &mut out);
     } else if selection.paths.is_empty() {
-        return Err(
-            "say which pending snapshots: --all, or .snap.new files, .snap files or directories"
-                .into(),
-        );
+        return Err(ReviewError::NoSelection);
     }
     for path in &selection.paths {
         if path.is_dir() {
@@ -83,7 +91,7 @@ pub fn pending(selection: &Selection, default_all: bool) -> Result<Vec<PathBuf>,
         {
             out.push(super::file::new_path(path));
         } else {
-            return Err(format!("{}: no pending snapshot there", path.display()));
+            return Err(ReviewError::NotPending(path.clone()));
         }
     }
     out.sort();

@@ -532,10 +532,10 @@ proptest! {
         let t = templates();
         let ctx = context();
         if let Err(message) = t.render(&text, &ctx) {
-            prop_assert!(!message.trim().is_empty());
+            prop_assert!(!message.to_string().trim().is_empty());
         }
         if let Err(message) = t.render_json(&json!({"k": text, "l": [text]}), &ctx) {
-            prop_assert!(!message.trim().is_empty());
+            prop_assert!(!message.to_string().trim().is_empty());
         }
     }
 
@@ -548,10 +548,10 @@ proptest! {
         if !text.contains("{{") && !text.contains("{%") {
             prop_assert_eq!(rendered.as_deref(), Ok(text.as_str()));
         } else if let Err(message) = rendered {
-            prop_assert!(!message.trim().is_empty());
+            prop_assert!(!message.to_string().trim().is_empty());
         }
         if let Err(message) = t.render_json(&Value::String(text.clone()), &ctx) {
-            prop_assert!(!message.trim().is_empty());
+            prop_assert!(!message.to_string().trim().is_empty());
         }
     }
 

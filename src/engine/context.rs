@@ -1,0 +1,208 @@
+//! What the scenarios of one run share: the target, its HTTP client and control hooks, the
+//! templates, the clock offset, the run's redactor, the catalogue's levels and how much
+//! detail to keep ([`Detail`]).
+
+use super::control::ControlClient;
+use super::redact::Redactor;
+use super::result::{Phase, ScenarioResult, ScenarioStatus, StepError};
+use super::session::Session;
+use super::template::{Builtins, Templates};
+use crate::scenario::load::{Suite, SuiteScenario};
+use crate::scenario::model::{Capability, Check, Severity};
+use crate::target::Target;
+use crate::transport::http::{ClientError, client};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Instant;
+
+/// How much of each exchange the engine keeps; fixed when the context is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Conformance runs: every request and response is reported (redacted), logged and
+    /// kept for snapshots, every check described, every body parsed.
+    Full,
+    /// Load runs: only what measuring needs, so the generator spends its CPU on requests.
+    /// A check is described only when it fails, and an exchange's secrets are learnt only
+    /// then; nothing is logged; a body is parsed only when a check or capture reads it.
+    Measure,
+}
+
+impl Detail {
+    /// Whether exchanges are reported, logged and kept whole.
+    pub fn reports(self) -> bool {
+        self == Detail::Full
+    }
+}
+
+/// Everything shared by the scenarios of one run.
+pub struct RunContext {
+    pub target: Target,
+    pub http: reqwest::Client,
+    pub control: ControlClient,
+    pub templates: Templates,
+    pub clock_offset: Arc<AtomicI64>,
+    pub redactor: Redactor,
+    levels: HashMap<String, Severity>,
+    detail: Detail,
+}
+
+impl RunContext {
+    pub fn new(
+        target: Target,
+        suite: &Suite,
+        redactor: Redactor,
+        detail: Detail,
+    ) -> Result<RunContext, ClientError> {
+        let http = client(&target)?;
+        let control = ControlClient {
+            http: http.clone(),
+            timeout: target.timeout,
+        };
+        let clock_offset = Arc::new(AtomicI64::new(0));
+        let templates = Templates::new(Builtins {
+            clock_offset: clock_offset.clone(),
+            control: control.clone(),
+            messages_hook: target.profile.control.messages.clone(),
+        });
+        if let Some(secret) = &target.profile.client_secret {
+            redactor.add(secret);
+        }
+        let levels = suite
+            .catalogue
+            .requirements
+            .iter()
+            .map(|r| (r.id.clone(), r.level))
+            .collect();
+        Ok(RunContext {
+            target,
+            http,
+            control,
+            templates,
+            clock_offset,
+            redactor,
+            levels,
+            detail,
+        })
+    }
+
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    fn missing_capabilities(&self, scenario: &SuiteScenario) -> Vec<Capability> {
+        scenario
+            .scenario
+            .requires
+            .iter()
+            .copied()
+            .filter(|c| !self.target.has(*c))
+            .collect()
+    }
+
+    /// Runs one scenario: provision its user, setup, steps (until one blocks), teardown.
+    pub async fn run_scenario(&self, suite_scenario: &SuiteScenario) -> ScenarioResult {
+        let started = Instant::now();
+        let scenario = &suite_scenario.scenario;
+        let mut result = ScenarioResult {
+            name: suite_scenario.name.clone(),
+            file: suite_scenario.file.display().to_string(),
+            tags: scenario.tags.clone(),
+            status: ScenarioStatus::Passed,
+            skip_reason: None,
+            duration_ms: 0.0,
+            warnings: 0,
+            steps: Vec::new(),
+            error: None,
+        };
+        let missing = self.missing_capabilities(suite_scenario);
+        if !missing.is_empty() {
+            result.status = ScenarioStatus::Skipped;
+            result.skip_reason = Some(format!(
+                "the target does not claim: {}",
+                missing
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return result;
+        }
+        let mut session = match self.session(&scenario.vars, scenario.user).await {
+            Ok(session) => session,
+            Err(error) => {
+                result.error = Some(error);
+                result.duration_ms = ms(started);
+                return result;
+            }
+        };
+        let mut blocked = false;
+        for (phase, steps) in scenario.phases() {
+            for (position, step) in steps.iter().enumerate() {
+                if blocked && phase != Phase::Teardown {
+                    break;
+                }
+                let step_result = session.run_step(phase, position, step).await;
+                blocked |= step_result.is_blocking();
+                result.steps.push(step_result);
+            }
+        }
+        result.duration_ms = ms(started);
+        result
+    }
+
+    /// A fresh session: target values, scenario `vars`, and (if `with_user`) a newly
+    /// provisioned user. Secrets it meets stay in its own redactor.
+    pub async fn session(
+        &self,
+        scenario_vars: &indexmap::IndexMap<String, Value>,
+        with_user: bool,
+    ) -> Result<Session<'_>, StepError> {
+        let profile = &self.target.profile;
+        let vars = json!({
+            "target": {
+                "base_url": self.target.base_url(),
+                "client_id": profile.client_id,
+                "client_secret": profile.client_secret,
+                "realm": profile.realm,
+                "audience": self.target.audience(),
+            },
+            "vars": scenario_vars,
+        });
+        let mut session = self.resume(vars, self.redactor.child());
+        if with_user {
+            let user = self
+                .control
+                .provision_user(profile.control.users.as_ref())
+                .await
+                .map_err(|e| StepError::control(&e).context("provisioning the scenario's user"))?;
+            session.redactor.add(&user.password);
+            session.vars["user"] = json!({"username": user.username, "password": user.password});
+        }
+        Ok(session)
+    }
+
+    /// A session continuing from saved variables (a load-test pool user after its setup).
+    pub fn resume(&self, vars: Value, redactor: Redactor) -> Session<'_> {
+        Session::new(self, vars, redactor)
+    }
+
+    /// A check's severity: its requirement's level, lowered by the check's own.
+    pub(super) fn severity(&self, check: &Check) -> Severity {
+        let level = self
+            .levels
+            .get(&check.req.value)
+            .copied()
+            .unwrap_or(Severity::Must);
+        check
+            .severity
+            .as_ref()
+            .map(|s| s.value.min(level))
+            .unwrap_or(level)
+    }
+}
+
+pub(super) fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
