@@ -138,9 +138,12 @@ fn context() -> Value {
     })
 }
 
-fn check<T>(result: Result<T, String>) {
+fn check<T, E: std::fmt::Display>(result: Result<T, E>) {
     if let Err(message) = result {
-        assert!(!message.trim().is_empty(), "an error without a message");
+        assert!(
+            !message.to_string().trim().is_empty(),
+            "an error without a message"
+        );
     }
 }
 

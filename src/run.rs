@@ -2,9 +2,9 @@
 //! them in parallel against the target (the embedded reference server when no profile is
 //! given), settles known deviations, and hands the results to the report sinks.
 
-use crate::engine::{Detail, RunContext};
 use crate::engine::redact::Redactor;
 use crate::engine::result::{CheckStatus, ErrorKind, ScenarioResult, ScenarioStatus};
+use crate::engine::{Detail, RunContext};
 use crate::exit::{Exit, Stop};
 use crate::report::{self, RunReport, TargetInfo};
 use crate::scenario::load::{LoadError, parse_yaml};
@@ -148,12 +148,21 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     let target = resolved.target.clone();
     let context = RunContext::new(target.clone(), &suite, Redactor::default(), Detail::Full)
         .map_err(|e| Stop::bad(e.to_string()));
-    let sink = SnapshotSink::new(&options.snapshots, &target, &suite).map_err(|e| Stop::bad(e.to_string()));
+    let sink = SnapshotSink::new(&options.snapshots, &target, &suite)
+        .map_err(|e| Stop::bad(e.to_string()));
     let (context, mut snapshots) = match (context, sink) {
         (Ok(context), Ok(sink)) => (Arc::new(context), sink),
         (Err(e), _) | (_, Err(e)) => {
             resolved.shutdown().await;
             return Err(e);
+        }
+    };
+    // Time-based values follow the target's clock, which earlier runs may have moved.
+    let clock = match context.sync_clock().await {
+        Ok(clock) => clock,
+        Err(e) => {
+            resolved.shutdown().await;
+            return Err(Stop::Target(format!("reading the target's clock: {e}")));
         }
     };
     // SIGINT or SIGTERM: no new scenario starts, the running ones finish, the reports
@@ -181,6 +190,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
                     .iter()
                     .map(|c| c.as_str().to_owned())
                     .collect(),
+                clock: clock.to_string(),
             },
             started_at: started_at.to_string(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -37,6 +37,31 @@ impl Detail {
 }
 
 /// Everything shared by the scenarios of one run.
+/// Whose clock time-based values (TOTP codes) follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ClockSource {
+    /// The target's, read through its clock hook; `offset_seconds` ahead of local time.
+    Target { offset_seconds: i64 },
+    /// Local time: the target has no clock hook to read.
+    Local,
+}
+
+impl std::fmt::Display for ClockSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClockSource::Target { offset_seconds } => write!(
+                f,
+                "the target's clock (read through control.clock; {offset_seconds:+} s from local time)"
+            ),
+            ClockSource::Local => write!(
+                f,
+                "local time (the target has no control.clock hook; its clock is assumed to be right)"
+            ),
+        }
+    }
+}
+
 pub struct RunContext {
     pub target: Target,
     pub http: reqwest::Client,
@@ -84,6 +109,26 @@ impl RunContext {
             redactor,
             levels,
             detail,
+        })
+    }
+
+    /// Follows the target's clock: the offset of TOTP codes (and anything else
+    /// time-based) becomes the target's time minus the local time, read through the clock
+    /// hook. Without a clock hook, or when its answer has no `now`, local time is used.
+    pub async fn sync_clock(&self) -> Result<ClockSource, super::control::ControlError> {
+        let hook = self.target.profile.control.clock.as_ref();
+        let Some(now) = self.control.target_now(hook).await? else {
+            return Ok(ClockSource::Local);
+        };
+        let local = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let offset = now - local;
+        self.clock_offset
+            .store(offset, std::sync::atomic::Ordering::SeqCst);
+        Ok(ClockSource::Target {
+            offset_seconds: offset,
         })
     }
 

@@ -148,6 +148,24 @@ impl ControlClient {
         Ok(())
     }
 
+    /// The target's current time (epoch seconds), read through the clock hook: a GET on
+    /// its URL, or its command run with `{seconds}` = 0; `None` when the answer carries no
+    /// `now`. The harness follows this clock, so a target whose clock earlier runs moved
+    /// ahead still gets the right TOTP codes.
+    pub async fn target_now(&self, hook: Option<&Hook>) -> Result<Option<i64>, ControlError> {
+        let Some(hook) = hook else {
+            return Ok(None);
+        };
+        let value = match hook {
+            Hook::Url(url) => self.call(reqwest::Method::GET, url, None, &[200]).await?,
+            Hook::Command { command } => {
+                self.run_command("clock", command, &[("{seconds}", "0")])
+                    .await?
+            }
+        };
+        Ok(value.get("now").and_then(Value::as_i64))
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,

@@ -21,5 +21,5 @@ pub mod result;
 pub mod session;
 pub mod template;
 
-pub use context::{Detail, RunContext};
+pub use context::{ClockSource, Detail, RunContext};
 pub use session::Session;

@@ -160,8 +160,11 @@ impl<'a> Session<'a> {
             .advance_clock(ctx.target.profile.control.clock.as_ref(), seconds)
             .await
             .map_err(|e| StepError::control(&e))?;
-        ctx.clock_offset
-            .fetch_add(i64::try_from(seconds).unwrap_or(i64::MAX), Ordering::SeqCst);
+        // Follow the target's clock where it can be read; else assume it moved as asked.
+        if let Ok(crate::engine::ClockSource::Local) | Err(_) = ctx.sync_clock().await {
+            ctx.clock_offset
+                .fetch_add(i64::try_from(seconds).unwrap_or(i64::MAX), Ordering::SeqCst);
+        }
         Ok(Observed {
             status: 204,
             headers: Vec::new(),

@@ -60,7 +60,7 @@ pub async fn calibrate(
                 .values()
                 .next()
                 .map(|c| c.sample.clone())
-                .or_else(|| recorder.errors.keys().next().cloned())
+                .or_else(|| recorder.errors.keys().next().map(|kind| explain(kind)))
                 .unwrap_or_default();
             return Err(Stop::Target(format!(
                 "{}: the calibration flow failed before the load started: {why}",
@@ -70,6 +70,21 @@ pub async fn calibrate(
         flow_times.push(started.elapsed());
     }
     Ok(Calibration { flow_times })
+}
+
+/// A request error of the calibration flow, by kind, with what to check.
+fn explain(kind: &str) -> String {
+    let hint = match kind {
+        "tls" => {
+            "the TLS handshake failed: is the certificate trusted? (tls.ca_cert, or tls.insecure for a test target)"
+        }
+        "connect" => "cannot connect: is base_url right and the target up?",
+        "timeout" => "no answer within the profile's timeout",
+        "connection_reset" => "the target closed the connection before answering",
+        "body_too_large" => "the answer is larger than any MFA API answer should be",
+        _ => return kind.to_owned(),
+    };
+    format!("{kind}: {hint}")
 }
 
 /// A plan that runs exactly one flow with one virtual user.

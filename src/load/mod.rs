@@ -17,8 +17,8 @@ pub mod thresholds;
 
 pub use args::LoadArgs;
 
-use crate::engine::{Detail, RunContext};
 use crate::engine::redact::Redactor;
+use crate::engine::{Detail, RunContext};
 use crate::exit::{Exit, Stop};
 use crate::scenario::Suite;
 use crate::select::{Combine, Filters, missing_capabilities};
@@ -159,6 +159,12 @@ async fn drive(
     }
     let ctx = RunContext::new(target.clone(), suite, Redactor::default(), Detail::Measure)
         .map_err(|e| Stop::bad(e.to_string()))?;
+    // TOTP codes follow the target's clock, which earlier runs may have moved.
+    let clock = ctx
+        .sync_clock()
+        .await
+        .map_err(|e| Stop::Target(format!("reading the target's clock: {e}")))?;
+    eprintln!("clock: {clock}");
     let ctx = Arc::new(ctx);
     let endpoint = Arc::new(
         conn::Endpoint::new(target)

@@ -50,6 +50,8 @@ pub struct TargetInfo {
     pub name: String,
     pub base_url: String,
     pub capabilities: Vec<String>,
+    /// Whose clock TOTP codes followed: the target's (through its clock hook) or local time.
+    pub clock: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -43,15 +43,41 @@ pub type RequestLog = Arc<Mutex<Vec<String>>>;
 
 /// [`hostile_server`], and the log of the paths it was asked for.
 pub async fn hostile_server_logged() -> (String, RequestLog) {
+    start(false).await
+}
+
+/// [`hostile_server`] that answers the first request (`load`'s calibration flow) as
+/// `/ok` does, on a connection it then closes: the load starts, and every measured flow
+/// meets the misbehaviour.
+pub async fn hostile_server_after_calibration() -> String {
+    start(true).await.0
+}
+
+async fn start(answer_first: bool) -> (String, RequestLog) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log = RequestLog::default();
     let server_log = log.clone();
     tokio::spawn(async move {
+        let mut first = answer_first;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
+            if std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    if read_request(&mut stream).await.is_some() {
+                        let answer = head(
+                            "200 OK",
+                            "application/json",
+                            OK_BODY.len(),
+                            "connection: close\r\n",
+                        ) + OK_BODY;
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                });
+                continue;
+            }
             tokio::spawn(connection(stream, server_log.clone()));
         }
     });
