@@ -167,3 +167,97 @@ fn runs_in_the_same_second_keep_both_reports() {
         assert!(d.join("report.json").is_file(), "{}", d.display());
     }
 }
+
+/// A `serve` process that stays up across runs, as a vendor's staging tenant or a
+/// long-lived container does; killed when dropped.
+struct LongLived {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl LongLived {
+    fn start() -> LongLived {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        LongLived { child, base_url }
+    }
+}
+
+impl Drop for LongLived {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The clock scenarios move the target's clock half an hour ahead each run; the harness
+/// follows the target's clock, so the same verdict comes every time, and `load` after them
+/// has no failed flow.
+#[test]
+fn a_long_lived_target_gives_the_same_verdict_every_run() {
+    let server = LongLived::start();
+    let dir = tempdir("long-lived");
+    let profile = crate::support::control_profile(
+        &dir,
+        "staging",
+        &server.base_url,
+        "[otp, sms, voice, email, recovery-code, clock]",
+    );
+    let profile = profile.display().to_string();
+    for round in 1..=3 {
+        let json = format!("round-{round}.json");
+        let output = installed(&dir, &["run", "-q", "--profile", &profile, "--json", &json]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "round {round}: {}",
+            describe(&output)
+        );
+        let report = read_json(&dir.join(&json));
+        assert_eq!(report["summary"]["passed"], 47, "round {round}");
+        assert!(
+            report["target"]["clock"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("the target's clock")),
+            "{:#}",
+            report["target"]
+        );
+    }
+    let output = installed(
+        &dir,
+        &[
+            "load",
+            "--profile",
+            &profile,
+            "--scenario",
+            "otp-login",
+            "--rate",
+            "10/s",
+            "--duration",
+            "2s",
+            "--report-dir",
+            "load",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = read_json(&dir.join("load/load.json"));
+    assert!(
+        report["flows"]["count"].as_u64().unwrap() >= 15,
+        "{report:#}"
+    );
+    assert_eq!(report["flows"]["failed"], 0, "{report:#}");
+}
