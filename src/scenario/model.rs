@@ -510,9 +510,10 @@ pub struct Requirement {
     pub area: Area,
     /// What an implementation must (or should) do.
     pub text: String,
-    /// Where it comes from: fact-sheet section and confidence tag (REC, DOC, SDK, INF, OPEN).
+    /// Where it comes from: the public documentation, RFC or SDK source, or the observed
+    /// behaviour, with how sure it is (documented, observed, SDK behaviour, inferred, open).
     pub source: String,
-    /// `should` where the source is INF or OPEN.
+    /// `should` where the source is inferred or open.
     pub level: Severity,
 }
 

@@ -1,5 +1,5 @@
 //! The error envelope every endpoint answers with: `{"error", "error_description"}` and the
-//! HTTP status the fact sheet gives for it.
+//! HTTP status the real API answers it with.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,5 @@
-//! Every error the reference server implements from the fact sheet (§2.5, §3.3, §4.3, §5,
-//! §7), over real HTTP: status, `error` code and the JSON envelope, including the errors
+//! Every error the reference server implements from the API's documented and observed
+//! behaviour, over real HTTP: status, `error` code and the JSON envelope, including the errors
 //! the framework produces (bad bodies, 413, 404, 405).
 
 use crate::support::server::*;

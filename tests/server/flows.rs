@@ -1,6 +1,6 @@
 //! End-to-end MFA flows against the reference server over real HTTP on loopback: every
-//! enrollment, challenge and verification path of the fact sheet (§2-§5), the request
-//! encodings real SDKs use (§1, §9), discovery, JWKS, content types, `--no-control` and TLS.
+//! enrollment, challenge and verification path of the API, the request
+//! encodings real SDKs use, discovery, JWKS, content types, `--no-control` and TLS.
 
 use crate::support::server::*;
 use crate::support::{TempDir, tempdir};
@@ -21,7 +21,7 @@ fn is_recovery_code(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-/// `<kind>|dev_<16 alphanumerics>` (§5).
+/// `<kind>|dev_<16 alphanumerics>` .
 fn assert_device_id(id: &str, kind: &str) {
     let suffix = id
         .strip_prefix(&format!("{kind}|dev_"))
@@ -113,7 +113,7 @@ async fn otp_enrollment_with_the_mfa_token() {
 }
 
 /// SMS, voice and email enrollment: associate sends a code, `mfa-oob` with the `oob_code`
-/// and the code as `binding_code` confirms it (§3.2).
+/// and the code as `binding_code` confirms it.
 async fn oob_enrollment(channel: &str, to: &str, masked: &str) {
     let server = TestServer::shared().await;
     let user = server.new_user().await;

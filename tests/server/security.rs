@@ -1,4 +1,4 @@
-//! Security behaviours of the reference server (fact sheet §6): TOTP windows and replay,
+//! Security behaviours of the reference server : TOTP windows and replay,
 //! single-use recovery and OOB codes, lifetimes of codes and tokens (with the control
 //! clock instead of sleeping), the failed-code limiter, and one-time rules under
 //! concurrency.

@@ -1,6 +1,6 @@
 //! Helpers for the end-to-end tests of the reference server: start it on a loopback port,
 //! provision users through the control API and walk the MFA flows over real HTTP, so each
-//! test reads like the fact sheet it checks.
+//! test reads like the API behaviour it checks.
 
 use mfa_conform::server::config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REALM, GRANT_MFA_OOB, GRANT_MFA_OTP,

@@ -36,9 +36,9 @@ use model::{OobTransaction, User};
 use std::collections::{HashMap, VecDeque};
 use subtle::ConstantTimeEq;
 
-/// Lifetime of an `mfa_token` (fact sheet §6: 10 minutes).
+/// Lifetime of an `mfa_token`: 10 minutes, as documented by Auth0.
 pub const MFA_TOKEN_SECONDS: i64 = 600;
-/// Lifetime of an SMS/voice/email code and its `oob_code` (§6: 5 minutes).
+/// Lifetime of an SMS/voice/email code and its `oob_code` (5 minutes, as documented).
 pub const OOB_CODE_SECONDS: i64 = 300;
 /// Messages kept per recipient for the control API.
 const MESSAGES_PER_RECIPIENT: usize = 100;

@@ -495,7 +495,7 @@ fn purge_drops_expired_sessions_and_transactions_only() {
     assert_eq!(store.list(&user_id).unwrap().len(), 3);
     assert_eq!(store.messages(PHONE).len(), 2);
 
-    // Purged values are still answered "expired", not "malformed" (fact sheet §2.5).
+    // Purged values are still answered "expired", not "malformed", as the real API answers them.
     let err = assert_api_error(store.session(&token, None, NOW + 700), 401, "expired_token");
     assert_eq!(err.description, "mfa_token is expired");
     let fresh_token = login(&mut store, "alice@example.com", NOW + 700);
