@@ -7,6 +7,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A quantity that does not parse, with what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(String);
+
 /// `500ms`, `10s`, `2m`, `1h` (also combined: `1m30s`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let span: jiff::Span = text.trim().parse().ok()?;
@@ -20,17 +25,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub struct Span(pub Duration);
 
 impl FromStr for Span {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Span, String> {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Span, Invalid> {
         parse_duration(text)
             .map(Span)
-            .ok_or_else(|| format!("{text:?} is not a duration (e.g. 500ms, 30s, 2m)"))
+            .ok_or_else(|| Invalid(format!("{text:?} is not a duration (e.g. 500ms, 30s, 2m)")))
     }
 }
 
 impl TryFrom<String> for Span {
-    type Error = String;
-    fn try_from(text: String) -> Result<Span, String> {
+    type Error = Invalid;
+    fn try_from(text: String) -> Result<Span, Invalid> {
         text.parse()
     }
 }
@@ -41,8 +46,8 @@ impl TryFrom<String> for Span {
 pub struct Rate(pub f64);
 
 impl FromStr for Rate {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Rate, String> {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Rate, Invalid> {
         let text = text.trim();
         let (number, per) = match text.split_once('/') {
             Some((n, unit)) => (n.trim(), unit.trim()),
@@ -50,26 +55,26 @@ impl FromStr for Rate {
         };
         let value: f64 = number
             .parse()
-            .map_err(|_| format!("{text:?} is not a rate (write e.g. 200/s)"))?;
+            .map_err(|_| Invalid(format!("{text:?} is not a rate (write e.g. 200/s)")))?;
         let seconds = match per {
             "s" | "sec" | "1s" => 1.0,
             "m" | "min" | "1m" => 60.0,
             other => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{text:?}: unknown rate unit {other:?} (use /s or /m)"
-                ));
+                )));
             }
         };
         if !(value.is_finite() && value >= 0.0) {
-            return Err(format!("{text:?}: a rate must be zero or more"));
+            return Err(Invalid(format!("{text:?}: a rate must be zero or more")));
         }
         Ok(Rate(value / seconds))
     }
 }
 
 impl TryFrom<String> for Rate {
-    type Error = String;
-    fn try_from(text: String) -> Result<Rate, String> {
+    type Error = Invalid;
+    fn try_from(text: String) -> Result<Rate, Invalid> {
         text.parse()
     }
 }
@@ -79,8 +84,8 @@ impl TryFrom<String> for Rate {
 pub struct Percent(pub f64);
 
 impl FromStr for Percent {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Percent, String> {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Percent, Invalid> {
         text.trim()
             .trim_end_matches('%')
             .trim()
@@ -88,7 +93,7 @@ impl FromStr for Percent {
             .ok()
             .filter(|v| v.is_finite())
             .map(Percent)
-            .ok_or_else(|| format!("{text:?} is not a percentage (e.g. 10%)"))
+            .ok_or_else(|| Invalid(format!("{text:?} is not a percentage (e.g. 10%)")))
     }
 }
 
@@ -113,6 +118,7 @@ mod tests {
             "soon"
                 .parse::<Span>()
                 .unwrap_err()
+                .to_string()
                 .contains("not a duration")
         );
     }
@@ -127,9 +133,16 @@ mod tests {
             "5/h"
                 .parse::<Rate>()
                 .unwrap_err()
+                .to_string()
                 .contains("unknown rate unit")
         );
-        assert!("-1/s".parse::<Rate>().unwrap_err().contains("zero or more"));
+        assert!(
+            "-1/s"
+                .parse::<Rate>()
+                .unwrap_err()
+                .to_string()
+                .contains("zero or more")
+        );
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn parse_stages(text: &str, model: Model) -> Result<Vec<Stage>, String> {
 
 fn stage(duration: Duration, target: &str, model: Model) -> Result<Stage, String> {
     let target = match model {
-        Model::Open => target.parse::<Rate>()?.0,
+        Model::Open => target.parse::<Rate>().map_err(|e| e.to_string())?.0,
         Model::Closed => target
             .trim()
             .parse::<usize>()
