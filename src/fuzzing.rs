@@ -4,15 +4,13 @@
 //! fails: no input may panic the parser, and every rejection is a non-empty error located
 //! inside the input (`name:line:column: message`).
 
-use crate::engine::control::ControlClient;
-use crate::engine::template::{Builtins, Templates};
+use crate::engine::template::Templates;
 use crate::scenario::Catalogue;
 use crate::scenario::load::{LoadError, load_catalogue, load_scenario, normalize_line_breaks};
 use crate::target::Target;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// What became of one input.
@@ -111,16 +109,7 @@ pub fn profile(data: &[u8]) -> Outcome {
 
 fn templates() -> &'static Templates {
     static CELL: OnceLock<Templates> = OnceLock::new();
-    CELL.get_or_init(|| {
-        Templates::new(Builtins {
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            control: ControlClient {
-                http: reqwest::Client::new(),
-                timeout: Duration::from_millis(10),
-            },
-            messages_hook: None,
-        })
-    })
+    CELL.get_or_init(|| Templates::offline(Duration::from_millis(10)))
 }
 
 /// A small context shaped like a scenario's.

@@ -269,13 +269,7 @@ fn check_unique(path: &Path, requirements: &[Requirement]) -> Result<(), LoadErr
 }
 
 fn whole_file(path: &Path, message: String) -> LoadError {
-    LoadError {
-        file: path.to_owned(),
-        line: 1,
-        column: 1,
-        message,
-        snippet: String::new(),
-    }
+    LoadError::whole_file(path, message)
 }
 
 /// The reference snapshot `<scenario>/<step>.snap` (a path below `snapshots/reference/`).

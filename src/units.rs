@@ -107,6 +107,11 @@ impl fmt::Display for Percent {
 mod tests {
     use super::*;
 
+    /// The message of a value that does not parse.
+    fn refusal<T: FromStr<Err = Invalid> + std::fmt::Debug>(text: &str) -> String {
+        text.parse::<T>().unwrap_err().to_string()
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
@@ -114,13 +119,7 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("ten"), None);
         assert_eq!("2m".parse::<Span>(), Ok(Span(Duration::from_secs(120))));
-        assert!(
-            "soon"
-                .parse::<Span>()
-                .unwrap_err()
-                .to_string()
-                .contains("not a duration")
-        );
+        assert!(refusal::<Span>("soon").contains("not a duration"));
     }
 
     #[test]
@@ -129,20 +128,8 @@ mod tests {
         assert_eq!("120/m".parse::<Rate>(), Ok(Rate(2.0)));
         assert_eq!("50".parse::<Rate>(), Ok(Rate(50.0)));
         assert!("fast".parse::<Rate>().is_err());
-        assert!(
-            "5/h"
-                .parse::<Rate>()
-                .unwrap_err()
-                .to_string()
-                .contains("unknown rate unit")
-        );
-        assert!(
-            "-1/s"
-                .parse::<Rate>()
-                .unwrap_err()
-                .to_string()
-                .contains("zero or more")
-        );
+        assert!(refusal::<Rate>("5/h").contains("unknown rate unit"));
+        assert!(refusal::<Rate>("-1/s").contains("zero or more"));
     }
 
     #[test]

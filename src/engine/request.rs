@@ -156,23 +156,12 @@ fn encode_form(map: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::control::ControlClient;
-    use crate::engine::template::Builtins;
     use crate::scenario::model::Method;
     use serde_json::json;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicI64;
     use std::time::Duration;
 
     fn templates() -> Templates {
-        Templates::new(Builtins {
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            control: ControlClient {
-                http: reqwest::Client::new(),
-                timeout: Duration::from_secs(1),
-            },
-            messages_hook: None,
-        })
+        Templates::offline(Duration::from_secs(1))
     }
 
     fn request(yaml: &str) -> Request {

@@ -54,6 +54,19 @@ fn fail(message: impl Into<String>) -> Error {
 }
 
 impl Templates {
+    /// Templates with no target behind them (local clock, no control hooks): for checking
+    /// templates without running them, and for tests.
+    pub fn offline(timeout: std::time::Duration) -> Templates {
+        Templates::new(Builtins {
+            clock_offset: Arc::new(AtomicI64::new(0)),
+            control: ControlClient {
+                http: reqwest::Client::new(),
+                timeout,
+            },
+            messages_hook: None,
+        })
+    }
+
     pub fn new(builtins: Builtins) -> Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -217,14 +230,7 @@ mod tests {
     use std::time::Duration;
 
     fn templates() -> Templates {
-        Templates::new(Builtins {
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            control: ControlClient {
-                http: reqwest::Client::new(),
-                timeout: Duration::from_secs(1),
-            },
-            messages_hook: None,
-        })
+        Templates::offline(Duration::from_secs(1))
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use super::model::*;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
 use serde_saphyr::Location;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -83,7 +82,7 @@ impl LoadError {
         }
     }
 
-    fn whole_file(file: &Path, message: String) -> LoadError {
+    pub(crate) fn whole_file(file: &Path, message: String) -> LoadError {
         LoadError {
             file: file.to_owned(),
             line: 1,
@@ -172,122 +171,28 @@ impl Suite {
         self.catalogue.requirements.iter().find(|r| r.id == id)
     }
 
-    /// Loads `dir/requirements.yaml` and every other `*.yaml` in `dir` (sorted by name).
-    /// All files are checked; every error found is returned, not only the first.
+    /// Loads a suite directory: its catalogue and every scenario below it, all checked
+    /// (every error found is returned, not only the first). See [`crate::suite::load`].
     pub fn load(dir: &Path) -> Result<Suite, Vec<LoadError>> {
-        let catalogue_path = dir.join(CATALOGUE_FILE);
-        let read = |path: &Path| {
-            std::fs::read_to_string(path)
-                .map_err(|e| LoadError::whole_file(path, format!("cannot read file: {e}")))
-        };
-        let mut hasher = Sha256::new();
-        let catalogue_text = read(&catalogue_path).map_err(|e| vec![e])?;
-        hasher.update(catalogue_text.as_bytes());
-        let (catalogue, mut errors) = match parse_catalogue(&catalogue_path, &catalogue_text) {
-            Ok(catalogue) => (catalogue, Vec::new()),
-            Err(CatalogueError::Unreadable(e)) => return Err(vec![e]),
-            Err(CatalogueError::Invalid(catalogue, errors)) => (catalogue, errors),
-        };
-        let levels = levels(&catalogue);
-
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| {
-                vec![LoadError::whole_file(
-                    dir,
-                    format!("cannot read directory: {e}"),
-                )]
-            })?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "yaml" || e == "yml")
-                    && p.file_name().is_some_and(|n| n != CATALOGUE_FILE)
-            })
-            .collect();
-        files.sort();
-
-        let mut scenarios = Vec::new();
-        let mut names: HashMap<String, PathBuf> = HashMap::new();
-        for file in files {
-            let text = match read(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
-            hasher.update(text.as_bytes());
-            let scenario = match load_one(&file, &text, &levels) {
-                Ok(s) => s,
-                Err(mut e) => {
-                    errors.append(&mut e);
-                    continue;
-                }
-            };
-            if let Some(other) = names.insert(scenario.name.clone(), file.clone()) {
-                errors.push(LoadError::whole_file(
-                    &file,
-                    format!(
-                        "scenario name {:?} is also used by {}",
-                        scenario.name,
-                        other.display()
-                    ),
-                ));
-                continue;
-            }
-            scenarios.push(scenario);
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let content_hash = format!("sha256:{digest}");
-        Ok(Suite {
-            dir: dir.to_owned(),
-            catalogue,
-            scenarios,
-            content_hash,
-        })
+        crate::suite::load(&[dir.to_owned()])
     }
-}
-
-/// Why a catalogue cannot be used.
-enum CatalogueError {
-    /// Not parseable at all.
-    Unreadable(LoadError),
-    /// Parsed, with mistakes (scenarios can still be checked against it).
-    Invalid(Catalogue, Vec<LoadError>),
 }
 
 /// Parses a requirements catalogue (`requirements.yaml`) from its text; requirement ids
 /// must be unique.
 pub fn load_catalogue(file: &Path, text: &str) -> Result<Catalogue, Vec<LoadError>> {
-    parse_catalogue(file, text).map_err(|e| match e {
-        CatalogueError::Unreadable(e) => vec![e],
-        CatalogueError::Invalid(_, errors) => errors,
-    })
-}
-
-fn parse_catalogue(file: &Path, text: &str) -> Result<Catalogue, CatalogueError> {
-    let catalogue: Catalogue = parse_yaml(file, text).map_err(CatalogueError::Unreadable)?;
-    let mut errors = Vec::new();
+    let catalogue: Catalogue = parse_yaml(file, text).map_err(|e| vec![e])?;
     let mut seen_ids = HashSet::new();
-    for requirement in &catalogue.requirements {
-        if !seen_ids.insert(requirement.id.as_str()) {
-            errors.push(LoadError::whole_file(
-                file,
-                format!("requirement id {:?} appears twice", requirement.id),
-            ));
-        }
-    }
+    let errors: Vec<LoadError> = catalogue
+        .requirements
+        .iter()
+        .filter(|r| !seen_ids.insert(r.id.as_str()))
+        .map(|r| LoadError::whole_file(file, format!("requirement id {:?} appears twice", r.id)))
+        .collect();
     if errors.is_empty() {
         Ok(catalogue)
     } else {
-        Err(CatalogueError::Invalid(catalogue, errors))
+        Err(errors)
     }
 }
 

@@ -19,27 +19,11 @@ struct LoadOutcome {
 }
 
 /// Runs `mfa-conform load --scenario NAME` with `model` (e.g. `--vus 4 --duration 2s`)
-/// against `base_url`; asserts exit 0, no panic, and a load.json whose error count matches
-/// its errors by kind.
+/// against `base_url`; asserts no panic, exit 0 (1 when most flows failed), and a load.json
+/// whose error count matches its errors by kind.
 async fn load(tag: &str, base_url: &str, name: &str, model: &[&str], extra: &str) -> LoadOutcome {
     let dir = tempdir(tag);
-    let (suite, profile) = write_suite(&dir, base_url, CASES, extra);
-    let reports = dir.join("reports");
-    let mut args: Vec<String> = vec![
-        "load".into(),
-        "--scenarios".into(),
-        suite.display().to_string(),
-        "--profile".into(),
-        profile.display().to_string(),
-        "--scenario".into(),
-        name.into(),
-        "--report-dir".into(),
-        reports.display().to_string(),
-    ];
-    args.extend(model.iter().map(|s| s.to_string()));
-    let started = Instant::now();
-    let (output, _) = run_bin_measured(args, false).await;
-    let elapsed = started.elapsed();
+    let (output, reports, elapsed) = run_load(&dir, base_url, name, model, extra).await;
     assert_no_panic(&output);
     let report = read_json(&reports.join("load.json"));
     let mostly_failed = report["flows"]["failed"].as_u64().unwrap_or(0) * 2
@@ -66,6 +50,34 @@ async fn load(tag: &str, base_url: &str, name: &str, model: &[&str], extra: &str
         "every error is counted under a kind: {report:#}"
     );
     LoadOutcome { report, elapsed }
+}
+
+/// Runs `load --scenario NAME` with `model` against `base_url`, reports in `dir/reports`;
+/// gives the output, the report directory and how long it took.
+async fn run_load(
+    dir: &std::path::Path,
+    base_url: &str,
+    name: &str,
+    model: &[&str],
+    extra: &str,
+) -> (std::process::Output, std::path::PathBuf, Duration) {
+    let (suite, profile) = write_suite(dir, base_url, CASES, extra);
+    let reports = dir.join("reports");
+    let mut args: Vec<String> = vec![
+        "load".into(),
+        "--scenarios".into(),
+        suite.display().to_string(),
+        "--profile".into(),
+        profile.display().to_string(),
+        "--scenario".into(),
+        name.into(),
+        "--report-dir".into(),
+        reports.display().to_string(),
+    ];
+    args.extend(model.iter().map(|s| s.to_string()));
+    let started = Instant::now();
+    let (output, _) = run_bin_measured(args, false).await;
+    (output, reports, started.elapsed())
 }
 
 fn errors_by_kind(report: &Value) -> BTreeMap<String, u64> {
@@ -203,27 +215,7 @@ async fn load_untrusted_certificate_stops_before_the_load() {
     )
     .await
     .unwrap();
-    let (suite, profile) = write_suite(&dir, &running.base_url, CASES, "");
-    let reports = dir.join("reports");
-    let args: Vec<String> = [
-        "load",
-        "--scenarios",
-        &suite.display().to_string(),
-        "--profile",
-        &profile.display().to_string(),
-        "--scenario",
-        "healthy",
-        "--report-dir",
-        &reports.display().to_string(),
-        "--vus",
-        "4",
-        "--duration",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (output, _) = run_bin_measured(args, false).await;
+    let (output, reports, _) = run_load(&dir, &running.base_url, "healthy", VUS, "").await;
     assert_no_panic(&output);
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -46,13 +46,18 @@ async fn ping(State(state): State<Arc<Counting>>) -> Response {
 }
 
 /// Runs the ping flow at 100/s for 2 s against a server answering with `answer`; returns
-/// (exit code, load.json, requests the server saw).
-async fn run(
+/// the output, the report directory, the server's counter and the run's directory.
+async fn run_load(
     tag: &str,
     answer: Rule,
     profile_extra: &str,
     thresholds: &[&str],
-) -> (Option<i32>, Value, u64) {
+) -> (
+    std::process::Output,
+    std::path::PathBuf,
+    Arc<Counting>,
+    crate::support::TempDir,
+) {
     let state = Arc::new(Counting {
         seen: AtomicU64::new(0),
         answer,
@@ -71,6 +76,18 @@ async fn run(
         extra.extend(["--threshold", t]);
     }
     let output = run_bin(cli(&suite, &profile, &reports, &extra)).await;
+    (output, reports, state, dir)
+}
+
+/// [`run_load`], for a run that completes; returns (exit code, load.json, requests the
+/// server saw).
+async fn run(
+    tag: &str,
+    answer: Rule,
+    profile_extra: &str,
+    thresholds: &[&str],
+) -> (Option<i32>, Value, u64) {
+    let (output, reports, state, _dir) = run_load(tag, answer, profile_extra, thresholds).await;
     assert!(reports.join("load.json").exists(), "{}", describe(&output));
     (
         output.status.code(),
@@ -261,26 +278,8 @@ async fn a_connection_closed_mid_request_counts_as_connection_reset() {
 /// load starts, with the failure, exit 3 and no report; the load never starts.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_calibration_flow_stops_the_run() {
-    let state = Arc::new(Counting {
-        seen: AtomicU64::new(0),
-        answer: |_| Answer::Status(500),
-    });
-    let base_url = serve(
-        Router::new()
-            .route("/ping", get(ping))
-            .with_state(state.clone()),
-    )
-    .await;
-    let dir = tempdir("calibration-fails");
-    let (suite, profile) = write_suite(&dir, &base_url, "");
-    let reports = dir.join("reports");
-    let output = run_bin(cli(
-        &suite,
-        &profile,
-        &reports,
-        &["--rate", "100/s", "--duration", "2s"],
-    ))
-    .await;
+    let (output, reports, state, _dir) =
+        run_load("calibration-fails", |_| Answer::Status(500), "", &[]).await;
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -7,8 +7,7 @@
 //! persisted, so CI runs are reproducible.
 
 use crate::support::{BIN, tempdir};
-use mfa_conform::engine::control::ControlClient;
-use mfa_conform::engine::template::{Builtins, Templates};
+use mfa_conform::engine::template::Templates;
 use mfa_conform::scenario::Catalogue;
 use mfa_conform::scenario::load::{
     LoadError, Suite, load_catalogue, load_scenario, normalize_line_breaks,
@@ -18,8 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -428,16 +426,7 @@ proptest! {
 
 fn templates() -> &'static Templates {
     static CELL: OnceLock<Templates> = OnceLock::new();
-    CELL.get_or_init(|| {
-        Templates::new(Builtins {
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            control: ControlClient {
-                http: reqwest::Client::new(),
-                timeout: Duration::from_millis(10),
-            },
-            messages_hook: None,
-        })
-    })
+    CELL.get_or_init(|| Templates::offline(Duration::from_millis(10)))
 }
 
 fn context() -> Value {

@@ -96,6 +96,13 @@ fn a_users_own_scenario_uses_the_built_in_catalogue() {
     assert_eq!(single.status.code(), Some(0), "{}", describe(&single));
 }
 
+/// Asserts that `args` (run in `dir`) exit 2 with `message` on stderr.
+fn refused(dir: &Path, args: &[&str], message: &str) {
+    let output = installed(dir, args);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(stderr(&output).contains(message), "{}", describe(&output));
+}
+
 #[test]
 fn bad_input_is_refused_up_front_with_its_location() {
     let dir = tempdir("bad-input");
@@ -105,12 +112,10 @@ fn bad_input_is_refused_up_front_with_its_location() {
         "base_url: http://127.0.0.1:9\nclient_id: a\nclient_secret: b\ncapabilities:\n  - otp\n  - sms\ncontrol:\n  users: http://127.0.0.1:9/users\n",
     )
     .unwrap();
-    let output = installed(&dir, &["run", "--profile", "vendor.yaml"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("vendor.yaml:6:5: capability sms needs the control.messages hook"),
-        "{}",
-        describe(&output)
+    refused(
+        &dir,
+        &["run", "--profile", "vendor.yaml"],
+        "vendor.yaml:6:5: capability sms needs the control.messages hook",
     );
     // An unknown requirement in the expected failures, with its line.
     std::fs::write(
@@ -118,21 +123,13 @@ fn bad_input_is_refused_up_front_with_its_location() {
         "- requirement: VERIFY-OTP\n  reason: clock skew on staging\n- requirement: VERIFY-OPT\n  reason: typo\n",
     )
     .unwrap();
-    let output = installed(&dir, &["run", "--expected-failures", "known.yaml"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("known.yaml:3:16: unknown requirement \"VERIFY-OPT\""),
-        "{}",
-        describe(&output)
+    refused(
+        &dir,
+        &["run", "--expected-failures", "known.yaml"],
+        "known.yaml:3:16: unknown requirement \"VERIFY-OPT\"",
     );
     // A bad name glob is one error, not a silent empty selection.
-    let output = installed(&dir, &["run", "--name", "otp-["]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("--name \"otp-[\""),
-        "{}",
-        describe(&output)
-    );
+    refused(&dir, &["run", "--name", "otp-["], "--name \"otp-[\"");
     // Nothing was run, so nothing was written.
     assert!(!dir.join("reports").exists());
 }
