@@ -2,7 +2,9 @@
 //! area: what a vendor shows a customer).
 
 use super::{RequirementStatus, RunReport};
-use crate::engine::result::{CheckOrigin, CheckResult, CheckStatus, ScenarioStatus};
+use crate::engine::result::{
+    CheckOrigin, CheckResult, CheckStatus, ScenarioResult, ScenarioStatus,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -36,11 +38,7 @@ pub fn summary(report: &RunReport) -> String {
         "Target `{}`, suite {} (`{}`), {:.0} ms.\n",
         report.target.base_url, report.suite.version, report.suite.content_hash, report.duration_ms
     );
-    let failed: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.status == ScenarioStatus::Failed)
-        .collect();
+    let failed = with_status(report, ScenarioStatus::Failed);
     if !failed.is_empty() {
         let _ = writeln!(out, "## Failures\n");
         for scenario in failed {
@@ -104,11 +102,7 @@ pub fn summary(report: &RunReport) -> String {
             s.unexpected_passes.join(", ")
         );
     }
-    let skipped: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.status == ScenarioStatus::Skipped)
-        .collect();
+    let skipped = with_status(report, ScenarioStatus::Skipped);
     if !skipped.is_empty() {
         let _ = writeln!(out, "## Skipped\n");
         for s in skipped {
@@ -287,4 +281,13 @@ pub fn compatibility(report: &RunReport) -> String {
         out.push_str(&snapshot_section(report, false));
     }
     out
+}
+
+/// The scenarios that ended with `status`, in report order.
+fn with_status(report: &RunReport, status: ScenarioStatus) -> Vec<&ScenarioResult> {
+    report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == status)
+        .collect()
 }

@@ -63,18 +63,7 @@ async fn run_load(
 ) -> (std::process::Output, std::path::PathBuf, Duration) {
     let (suite, profile) = write_suite(dir, base_url, CASES, extra);
     let reports = dir.join("reports");
-    let mut args: Vec<String> = vec![
-        "load".into(),
-        "--scenarios".into(),
-        suite.display().to_string(),
-        "--profile".into(),
-        profile.display().to_string(),
-        "--scenario".into(),
-        name.into(),
-        "--report-dir".into(),
-        reports.display().to_string(),
-    ];
-    args.extend(model.iter().map(|s| s.to_string()));
+    let args = crate::support::load::cli_for(name, &suite, &profile, &reports, model);
     let started = Instant::now();
     let (output, _) = run_bin_measured(args, false).await;
     (output, reports, started.elapsed())

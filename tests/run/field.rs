@@ -2,7 +2,7 @@
 //! empty directory, a user's own scenario directory, bad input refused up front with its
 //! location, and runs that never overwrite each other's reports.
 
-use crate::support::{BIN, describe, read_json, tempdir};
+use crate::support::{BIN, ServeProcess, describe, read_json, tempdir};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -165,48 +165,12 @@ fn runs_in_the_same_second_keep_both_reports() {
     }
 }
 
-/// A `serve` process that stays up across runs, as a vendor's staging tenant or a
-/// long-lived container does; killed when dropped.
-struct LongLived {
-    child: std::process::Child,
-    base_url: String,
-}
-
-impl LongLived {
-    fn start() -> LongLived {
-        use std::io::BufRead;
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base_url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        LongLived { child, base_url }
-    }
-}
-
-impl Drop for LongLived {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The clock scenarios move the target's clock half an hour ahead each run; the harness
 /// follows the target's clock, so the same verdict comes every time, and `load` after them
 /// has no failed flow.
 #[test]
 fn a_long_lived_target_gives_the_same_verdict_every_run() {
-    let server = LongLived::start();
+    let server = ServeProcess::start(&[]);
     let dir = tempdir("long-lived");
     let profile = crate::support::control_profile(
         &dir,

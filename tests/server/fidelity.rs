@@ -4,6 +4,7 @@
 //! device's answer through the control API), `private_key_jwt` client authentication and
 //! `unauthorized_client` for a configured client without the MFA grants.
 
+use crate::support::ServeProcess;
 use crate::support::server::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -513,42 +514,13 @@ async fn a_configured_client_without_the_mfa_grants_is_unauthorized_for_them() {
 
 // --- seeded users ----------------------------------------------------------------------
 
-/// A `serve` process of the test's own, killed when dropped.
-struct ServeProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve_with_config(config_yaml: &str, extra: &[&str]) -> ServeProcess {
-    use std::io::BufRead;
     let dir = crate::support::tempdir("fidelity");
     let path = dir.join("server.yaml");
     std::fs::write(&path, config_yaml).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-conform"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    drop(dir);
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned();
-    ServeProcess { child, base }
+    let mut args = vec![std::ffi::OsStr::new("--config"), path.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    ServeProcess::start(&args)
 }
 
 const SEEDED_SECRET: &str = "KRUGS4ZANFZSAYJAON2GC3TEFVUW4IDTMVRXEZLU";
@@ -572,7 +544,9 @@ users:
     );
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let token = |form: Vec<(&'static str, String)>| {
-        let request = http.post(format!("{}/oauth/token", serve.base)).form(&form);
+        let request = http
+            .post(format!("{}/oauth/token", serve.base_url))
+            .form(&form);
         async move { Reply::read(request.send().await.expect("token request")).await }
     };
     let login = || {
@@ -636,7 +610,7 @@ users:
 
     // The seeded authenticators are listed, active.
     let list = Reply::read(
-        http.get(format!("{}/mfa/authenticators", serve.base))
+        http.get(format!("{}/mfa/authenticators", serve.base_url))
             .bearer_auth(&mfa_token)
             .send()
             .await

@@ -67,13 +67,7 @@ async fn start(answer_first: bool) -> (String, RequestLog) {
             if std::mem::take(&mut first) {
                 tokio::spawn(async move {
                     if read_request(&mut stream).await.is_some() {
-                        let answer = head(
-                            "200 OK",
-                            "application/json",
-                            OK_BODY.len(),
-                            "connection: close\r\n",
-                        ) + OK_BODY;
-                        let _ = stream.write_all(answer.as_bytes()).await;
+                        let _ = stream.write_all(ok_then_close().as_bytes()).await;
                     }
                 });
                 continue;
@@ -107,6 +101,16 @@ fn head(status: &str, content_type: &str, length: usize, extra: &str) -> String 
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\n{extra}\r\n"
     )
+}
+
+/// A correct answer that says the connection closes after it.
+fn ok_then_close() -> String {
+    head(
+        "200 OK",
+        "application/json",
+        OK_BODY.len(),
+        "connection: close\r\n",
+    ) + OK_BODY
 }
 
 /// Serves one connection: keep-alive, one behaviour per request path.
@@ -204,13 +208,7 @@ async fn connection(mut stream: TcpStream, log: RequestLog) {
             }
             // A correct answer, then the connection is closed (no keep-alive).
             "/close" => {
-                let answer = head(
-                    "200 OK",
-                    "application/json",
-                    OK_BODY.len(),
-                    "connection: close\r\n",
-                ) + OK_BODY;
-                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.write_all(ok_then_close().as_bytes()).await;
                 let _ = stream.shutdown().await;
                 return;
             }

@@ -125,6 +125,17 @@ pub async fn ok_server() -> String {
 
 /// Command-line arguments of a `load` run of the ping flow against `profile`.
 pub fn cli(suite: &Path, profile: &Path, reports: &Path, extra: &[&str]) -> Vec<String> {
+    cli_for("ping", suite, profile, reports, extra)
+}
+
+/// Command-line arguments of a `load` run of the flow `name` against `profile`.
+pub fn cli_for(
+    name: &str,
+    suite: &Path,
+    profile: &Path,
+    reports: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "load".into(),
         "--scenarios".into(),
@@ -132,7 +143,7 @@ pub fn cli(suite: &Path, profile: &Path, reports: &Path, extra: &[&str]) -> Vec<
         "--profile".into(),
         profile.display().to_string(),
         "--scenario".into(),
-        "ping".into(),
+        name.into(),
         "--report-dir".into(),
         reports.display().to_string(),
     ];

@@ -55,6 +55,44 @@ pub fn tempdir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
+/// A `serve` process of the test's own (an application's CI, a long-lived staging
+/// target), killed when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl ServeProcess {
+    /// `mfa-conform serve --addr 127.0.0.1:0 ARGS...`, once it listens.
+    pub fn start(args: &[&std::ffi::OsStr]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("serve prints its address");
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        ServeProcess { child, base_url }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A file below `tests/fixtures/`.
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(FIXTURES).join(path)
