@@ -141,20 +141,20 @@ bench_workdir() {
 }
 
 # --- the binary ------------------------------------------------------------------------
-# bench_binary [BIN]: $bin, a private copy (in $work) of BIN, or of target/release/mfa-conform
-# after `cargo build --release`; a rebuild during the benchmark cannot swap it. $bin_note
-# says which.
+# bench_binary [BIN]: $bin, a private copy (in $work) of BIN, or of target/profiling/mfa-conform
+# after `cargo build --profile profiling` (the release build with line tables, so callgrind
+# names files and lines); a rebuild during the benchmark cannot swap it. $bin_note says which.
 bench_binary() {
     local src
     if [[ -n ${1:-} ]]; then
         src=$1
         bin_note="$1 (not rebuilt)"
     else
-        log "cargo build --release"
-        (cd "$bench_root" && cargo build --release --quiet) ||
-            die "cargo build --release failed (see the script's knobs to use an existing binary)"
-        src=$bench_root/target/release/mfa-conform
-        bin_note="target/release/mfa-conform (built by this run)"
+        log "cargo build --profile profiling"
+        (cd "$bench_root" && cargo build --profile profiling --quiet) ||
+            die "cargo build --profile profiling failed (see the script's knobs to use an existing binary)"
+        src=$bench_root/target/profiling/mfa-conform
+        bin_note="target/profiling/mfa-conform (built by this run)"
     fi
     [[ -x $src ]] || die "$src not found"
     bin=$work/mfa-conform

@@ -17,7 +17,7 @@
 #   BENCH_OHA=auto              auto: also run oha if it is on PATH; 1: `cargo install oha
 #                               --locked` if missing (several minutes on 2 cores; on failure
 #                               the script goes on without oha); 0: no oha
-#   BENCH_SKIP_BUILD=1          use target/release/mfa-conform as it is
+#   BENCH_SKIP_BUILD=1          use target/profiling/mfa-conform as it is
 #   BENCH_BIN=PATH              use this mfa-conform binary instead of building
 #   BENCH_OUT=FILE              report path (default bench/results/server-<date>.md)
 #   BENCH_KEEP=1                keep the work directory (server log, wrk outputs)
@@ -48,7 +48,7 @@ if ! ldd "$(command -v wrk)" 2>/dev/null | grep -q luajit; then
 fi
 bench_find_oha "$want_oha"
 bin_arg=${BENCH_BIN:-}
-[[ -z $bin_arg && ${BENCH_SKIP_BUILD:-} == 1 ]] && bin_arg=target/release/mfa-conform
+[[ -z $bin_arg && ${BENCH_SKIP_BUILD:-} == 1 ]] && bin_arg=target/profiling/mfa-conform
 bench_commit "$bin_arg"
 bench_workdir mfa-bench "${BENCH_KEEP:-}"
 bench_binary "$bin_arg"

@@ -157,6 +157,10 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
             return Err(e);
         }
     };
+    if let Err(message) = context.preflight().await {
+        resolved.shutdown().await;
+        return Err(Stop::Target(message));
+    }
     // Time-based values follow the target's clock, which earlier runs may have moved.
     let clock = match context.sync_clock().await {
         Ok(clock) => clock,

@@ -112,6 +112,24 @@ impl RunContext {
         })
     }
 
+    /// One request before any scenario: an unreachable target (connection refused, a name
+    /// that does not resolve, a TLS failure, no answer within the timeout) is one message,
+    /// not one per scenario. Any HTTP answer, whatever its status, means reachable.
+    pub async fn preflight(&self) -> Result<(), String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.target.base_url()
+        );
+        match self.http.get(&url).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "the target {} cannot be reached: {}",
+                self.target.base_url(),
+                crate::transport::http::describe_reqwest(&e)
+            )),
+        }
+    }
+
     /// Follows the target's clock: the offset of TOTP codes (and anything else
     /// time-based) becomes the target's time minus the local time, read through the clock
     /// hook. Without a clock hook, or when its answer has no `now`, local time is used.

@@ -159,6 +159,7 @@ async fn drive(
     }
     let ctx = RunContext::new(target.clone(), suite, Redactor::default(), Detail::Measure)
         .map_err(|e| Stop::bad(e.to_string()))?;
+    ctx.preflight().await.map_err(Stop::Target)?;
     // TOTP codes follow the target's clock, which earlier runs may have moved.
     let clock = ctx
         .sync_clock()

@@ -188,8 +188,8 @@ async fn load_connection_close_passes() {
     assert_eq!(out.report["flows"]["failed"], 0, "{:#}", out.report);
 }
 
-/// An untrusted certificate fails the calibration flow: one message naming the remedy,
-/// exit 3, before any load and with no report.
+/// An untrusted certificate is found by the preflight request: one message naming the
+/// remedy, exit 3, before any load and with no report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_untrusted_certificate_stops_before_the_load() {
     let dir = tempdir("load-tls-ca");
@@ -209,7 +209,7 @@ async fn load_untrusted_certificate_stops_before_the_load() {
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("calibration flow failed") && stderr.contains("tls"),
+        stderr.contains("cannot be reached") && stderr.contains("tls.ca_cert"),
         "{stderr}"
     );
     assert!(!reports.join("load.json").exists());

@@ -316,15 +316,35 @@ async fn an_untrusted_certificate_names_the_profile_settings() {
     let cases = [("jwks", "")];
     let profile = |name: &str, extra: &str| {
         let path = dir.join(name);
-        std::fs::write(&path, format!("base_url: {base_url}\ntimeout: 1s\n{extra}")).unwrap();
+        std::fs::write(
+            &path,
+            format!("base_url: {base_url}\ntimeout: 10s\n{extra}"),
+        )
+        .unwrap();
         path
     };
 
+    // Found by the preflight request: one message, exit 3, before any scenario.
     let untrusted = profile("untrusted.yaml", "");
-    let out = run_with(&dir.join("untrusted"), &suite, &untrusted, &cases, false).await;
-    assert_eq!(out.code, Some(3), "{}", describe(&out.output));
-    let message = step_error(&out.report, "jwks");
+    let reports = dir.join("untrusted/reports");
+    let args: Vec<String> = [
+        "run",
+        "--scenarios",
+        &suite.display().to_string(),
+        "--profile",
+        &untrusted.display().to_string(),
+        "--report-dir",
+        &reports.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (output, _) = run_bin_measured(args, false).await;
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let message = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_mentions(&message, &["certificate", "tls.ca_cert", "tls.insecure"]);
+    assert!(!reports.exists(), "nothing ran");
 
     let trusted = profile(
         "trusted.yaml",

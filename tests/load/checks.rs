@@ -202,15 +202,16 @@ async fn hanging_up_server() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // The first request on each path (the preflight, the calibration flow) is answered, on
+    // a connection it may not keep, so the load starts; every later request loses its
+    // connection.
+    let answered = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     tokio::spawn(async move {
-        let mut first = true;
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
-            // The calibration flow is answered (on a connection it may not keep), so the
-            // load starts; every later request loses its connection.
-            let answer = std::mem::take(&mut first);
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -220,7 +221,12 @@ async fn hanging_up_server() -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                if answer {
+                let path = String::from_utf8_lossy(&request)
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                if answered.lock().unwrap().insert(path) {
                     let body = r#"{"ok":true}"#;
                     let head = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

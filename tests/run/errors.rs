@@ -163,6 +163,7 @@ fn an_unreachable_target_exits_3() {
     std::fs::write(&profile, "base_url: http://127.0.0.1:9\ntimeout: 2s\n").unwrap();
     let (code, stderr) = run_suite_in(&dir, &["--profile", profile.to_str().unwrap()]);
     assert_eq!(code, 3, "{stderr}");
-    let report = std::fs::read_to_string(dir.join("reports/report.json")).unwrap();
-    assert!(report.contains("\"kind\": \"transport\""), "{report}");
+    // Found by the preflight request, before any scenario: one message, no report.
+    assert!(stderr.contains("cannot be reached"), "{stderr}");
+    assert!(!dir.join("reports/report.json").exists());
 }

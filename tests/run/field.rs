@@ -222,3 +222,30 @@ fn a_long_lived_target_gives_the_same_verdict_every_run() {
     );
     assert_eq!(report["flows"]["failed"], 0, "{report:#}");
 }
+
+/// An unreachable target is found by one request before any scenario: one message, exit 3,
+/// within seconds.
+#[test]
+fn an_unreachable_target_is_one_message() {
+    let dir = tempdir("unreachable");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let profile =
+        crate::support::control_profile(&dir, "down", &format!("http://127.0.0.1:{port}"), "[otp]");
+    let started = std::time::Instant::now();
+    let output = installed(&dir, &["run", "--profile", &profile.display().to_string()]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let stderr = stderr(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot be reached"), "{stderr}");
+    assert!(
+        stdout(&output).is_empty(),
+        "no scenario ran: {}",
+        describe(&output)
+    );
+}

@@ -46,9 +46,9 @@ pub async fn hostile_server_logged() -> (String, RequestLog) {
     start(false).await
 }
 
-/// [`hostile_server`] that answers the first request (`load`'s calibration flow) as
-/// `/ok` does, on a connection it then closes: the load starts, and every measured flow
-/// meets the misbehaviour.
+/// [`hostile_server`] that answers the first request on each path (the preflight, `load`'s
+/// calibration flow) as `/ok` does, on a connection it then closes: the load starts, and
+/// every measured flow meets the misbehaviour.
 pub async fn hostile_server_after_calibration() -> String {
     start(true).await.0
 }
@@ -58,25 +58,20 @@ async fn start(answer_first: bool) -> (String, RequestLog) {
     let addr = listener.local_addr().unwrap();
     let log = RequestLog::default();
     let server_log = log.clone();
+    let answered = answer_first.then(Answered::default);
     tokio::spawn(async move {
-        let mut first = answer_first;
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            if std::mem::take(&mut first) {
-                tokio::spawn(async move {
-                    if read_request(&mut stream).await.is_some() {
-                        let _ = stream.write_all(ok_then_close().as_bytes()).await;
-                    }
-                });
-                continue;
-            }
-            tokio::spawn(connection(stream, server_log.clone()));
+            tokio::spawn(connection(stream, server_log.clone(), answered.clone()));
         }
     });
     (format!("http://{addr}"), log)
 }
+
+/// The paths already answered correctly once.
+type Answered = Arc<Mutex<std::collections::HashSet<String>>>;
 
 /// Reads one request head; returns its path, or None when the peer closed.
 async fn read_request(stream: &mut TcpStream) -> Option<String> {
@@ -114,9 +109,16 @@ fn ok_then_close() -> String {
 }
 
 /// Serves one connection: keep-alive, one behaviour per request path.
-async fn connection(mut stream: TcpStream, log: RequestLog) {
+async fn connection(mut stream: TcpStream, log: RequestLog, answered: Option<Answered>) {
     while let Some(path) = read_request(&mut stream).await {
         log.lock().unwrap().push(path.clone());
+        if answered
+            .as_ref()
+            .is_some_and(|a| a.lock().unwrap().insert(path.clone()))
+        {
+            let _ = stream.write_all(ok_then_close().as_bytes()).await;
+            return;
+        }
         match path.as_str() {
             "/ok" => {
                 let answer = head("200 OK", "application/json", OK_BODY.len(), "") + OK_BODY;
