@@ -146,10 +146,18 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     })
     .await?;
     let target = resolved.target.clone();
+    let (snapshot_options, _embedded_reference) =
+        match with_embedded_reference(&options.snapshots, &target.name) {
+            Ok(found) => found,
+            Err(e) => {
+                resolved.shutdown().await;
+                return Err(e);
+            }
+        };
     let context = RunContext::new(target.clone(), &suite, Redactor::default(), Detail::Full)
         .map_err(|e| Stop::bad(e.to_string()));
-    let sink = SnapshotSink::new(&options.snapshots, &target, &suite)
-        .map_err(|e| Stop::bad(e.to_string()));
+    let sink =
+        SnapshotSink::new(&snapshot_options, &target, &suite).map_err(|e| Stop::bad(e.to_string()));
     let (context, mut snapshots) = match (context, sink) {
         (Ok(context), Ok(sink)) => (Arc::new(context), sink),
         (Err(e), _) | (_, Err(e)) => {
@@ -212,6 +220,34 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
         report_dir,
         snapshots,
     })
+}
+
+/// Comparing with the reference server's snapshots where the snapshot directory has none
+/// (an installed binary, another working directory): the embedded ones are written to a
+/// temporary directory, removed when the run ends, and read from there. Recording never
+/// goes there.
+fn with_embedded_reference(
+    options: &SnapshotOptions,
+    target: &str,
+) -> Result<(SnapshotOptions, Option<tempfile::TempDir>), Stop> {
+    use crate::snapshot::Mode;
+    let reads_reference = options.profile.as_deref().unwrap_or(target) == "reference"
+        && matches!(options.mode, None | Some(Mode::Compare));
+    match &options.dir {
+        Some(dir) if reads_reference && !dir.join("reference").is_dir() => {
+            let temp = tempfile::Builder::new()
+                .prefix("mfa-conform-reference-")
+                .tempdir()
+                .and_then(|temp| crate::suite::write_reference_snapshots(temp.path()).map(|_| temp))
+                .map_err(|e| Stop::bad(format!("cannot write the reference snapshots out: {e}")))?;
+            let options = SnapshotOptions {
+                dir: Some(temp.path().to_owned()),
+                ..options.clone()
+            };
+            Ok((options, Some(temp)))
+        }
+        _ => Ok((options.clone(), None)),
+    }
 }
 
 /// Failed checks of a listed requirement become expected failures, with the list's reason.

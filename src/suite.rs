@@ -277,6 +277,24 @@ pub fn reference_snapshot(relative: &str) -> Option<String> {
     ReferenceSnapshots::get(relative).map(|f| String::from_utf8_lossy(&f.data).into_owned())
 }
 
+/// Writes the embedded reference snapshots below `root/reference/`, as `run` reads them;
+/// gives how many.
+pub fn write_reference_snapshots(root: &Path) -> std::io::Result<usize> {
+    let mut written = 0;
+    for name in ReferenceSnapshots::iter() {
+        let Some(file) = ReferenceSnapshots::get(&name) else {
+            continue;
+        };
+        let path = root.join("reference").join(&*name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &file.data)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
 /// Writes the built-in suite to `dir` (`dir/*.yaml`) and the reference snapshots to
 /// `dir/snapshots/reference/`; an existing file is replaced only with `force`. Gives the
 /// number of files written.

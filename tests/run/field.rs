@@ -38,6 +38,39 @@ fn the_binary_alone_carries_its_suite() {
         "{}",
         describe(&output)
     );
+    // Compared with the embedded reference snapshots, with no snapshots/ directory here.
+    assert!(
+        stdout(&output).contains("snapshots (reference, compare): 263 match, 0 differ"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !dir.join("snapshots").exists(),
+        "nothing is written for the comparison"
+    );
+    // Against a profile, shape comparison with the reference, from the binary alone.
+    let server = ServeProcess::start(&[]);
+    let profile = crate::support::control_profile(
+        &dir,
+        "vendor",
+        &server.base_url,
+        "[otp, sms, voice, email, recovery-code, clock]",
+    );
+    let shape = installed(
+        &dir,
+        &[
+            "run",
+            "-q",
+            "--profile",
+            &profile.display().to_string(),
+            "--snapshot-compare",
+            "shape",
+            "--snapshot-profile",
+            "reference",
+        ],
+    );
+    assert_eq!(shape.status.code(), Some(0), "{}", describe(&shape));
+    assert!(stdout(&shape).contains("0 differ"), "{}", describe(&shape));
     // Exported, the suite is the same suite, and runs from the directory.
     let export = installed(&dir, &["scenarios", "export", "suite"]);
     assert_eq!(export.status.code(), Some(0), "{}", describe(&export));
