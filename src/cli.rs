@@ -162,9 +162,10 @@ pub fn init_logging(verbose: u8) {
 
 pub async fn main(cli: Cli) -> ExitCode {
     init_logging(cli.verbose);
+    let verbose = cli.verbose;
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Run(args) => Ok(run(args).await),
+        Command::Run(args) => Ok(run(args, verbose > 0).await),
         Command::Load(args) => Ok(crate::load::main(args).await),
         Command::Snapshots(args) => Ok(crate::snapshot::review::main(args)),
         Command::Schema { kind } => schema(kind),
@@ -234,7 +235,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn run(args: RunArgs) -> Exit {
+/// `run`; snapshot diffs on the terminal with `diffs` (`-v`), always in summary.md.
+async fn run(args: RunArgs, diffs: bool) -> Exit {
     let options = crate::run::RunOptions {
         profile: args.target.profile,
         base_url: args.target.base_url,
@@ -253,7 +255,10 @@ async fn run(args: RunArgs) -> Exit {
     };
     match crate::run::run(options).await {
         Ok(outcome) => {
-            print!("{}", crate::report::console::summary(&outcome.report));
+            print!(
+                "{}",
+                crate::report::console::summary_with(&outcome.report, diffs)
+            );
             if let Some(snapshots) = &outcome.snapshots {
                 print!("{}", snapshots.render());
             }

@@ -147,7 +147,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     .await?;
     let target = resolved.target.clone();
     let (snapshot_options, _embedded_reference) =
-        match with_embedded_reference(&options.snapshots, &target.name) {
+        match with_embedded_reference(&options, &target.name) {
             Ok(found) => found,
             Err(e) => {
                 resolved.shutdown().await;
@@ -222,16 +222,19 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     })
 }
 
-/// Comparing with the reference server's snapshots where the snapshot directory has none
-/// (an installed binary, another working directory): the embedded ones are written to a
+/// Comparing the built-in suite with the reference server's snapshots where the snapshot
+/// directory has none (an installed binary, another working directory): the embedded ones are written to a
 /// temporary directory, removed when the run ends, and read from there. Recording never
 /// goes there.
 fn with_embedded_reference(
-    options: &SnapshotOptions,
+    run: &RunOptions,
     target: &str,
 ) -> Result<(SnapshotOptions, Option<tempfile::TempDir>), Stop> {
     use crate::snapshot::Mode;
-    let reads_reference = options.profile.as_deref().unwrap_or(target) == "reference"
+    let options = &run.snapshots;
+    // The embedded snapshots are those of the built-in suite's steps.
+    let reads_reference = run.scenarios.is_empty()
+        && options.profile.as_deref().unwrap_or(target) == "reference"
         && matches!(options.mode, None | Some(Mode::Compare));
     match &options.dir {
         Some(dir) if reads_reference && !dir.join("reference").is_dir() => {

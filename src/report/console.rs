@@ -34,6 +34,12 @@ pub fn scenario_line(s: &ScenarioResult) -> String {
 
 /// Details of failures and warnings, then the totals.
 pub fn summary(report: &RunReport) -> String {
+    summary_with(report, true)
+}
+
+/// [`summary`]; without `diffs`, a differing snapshot is its one-line message (the diff is
+/// in `summary.md`, and on the terminal with `-v`).
+pub fn summary_with(report: &RunReport, diffs: bool) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
         let interesting = s.status == ScenarioStatus::Failed || s.warnings > 0;
@@ -75,8 +81,10 @@ pub fn summary(report: &RunReport) -> String {
                 if c.origin.is_snapshot() {
                     let _ = writeln!(out, "    [{}] ({level}) {}", c.requirement, c.check);
                     let _ = writeln!(out, "      {}", c.message);
-                    for line in c.actual.lines() {
-                        let _ = writeln!(out, "      {line}");
+                    if diffs {
+                        for line in c.actual.lines() {
+                            let _ = writeln!(out, "      {line}");
+                        }
                     }
                     continue;
                 }

@@ -129,30 +129,50 @@ impl Parsed {
     }
 }
 
+/// What a shape comparison found.
+#[derive(Debug, Default, PartialEq)]
+pub struct ShapeComparison {
+    /// Differences: a missing field, another type, status or media type (and, when strict,
+    /// extra fields and other list lengths). One phrase each.
+    pub differences: Vec<String>,
+    /// Legitimate variations (not strict): fields the reference lacks, other list lengths.
+    pub allowed: Vec<String>,
+}
+
 /// What differs in shape between `expected` (the reference) and `actual`, one phrase per
-/// difference; empty when the shapes are the same.
+/// difference (strict: extra fields and list lengths count); empty when the shapes are the
+/// same.
 pub fn shape_differences(expected: &Parsed, actual: &Parsed) -> Vec<String> {
-    let mut out = Vec::new();
+    compare_shapes(expected, actual, true).differences
+}
+
+/// Compares the shapes of `expected` (the reference) and `actual`. Not strict, an
+/// implementation may add fields and list other numbers of items, each of which must have
+/// the shape of some item of the reference's list.
+pub fn compare_shapes(expected: &Parsed, actual: &Parsed, strict: bool) -> ShapeComparison {
+    let mut found = ShapeComparison::default();
     if expected.status != actual.status {
-        out.push(format!(
+        found.differences.push(format!(
             "status {} -> {}",
             show(expected.status),
             show(actual.status)
         ));
     }
     if expected.media_type() != actual.media_type() {
-        out.push(format!(
+        found.differences.push(format!(
             "content-type {} -> {}",
             expected.media_type().as_deref().unwrap_or("none"),
             actual.media_type().as_deref().unwrap_or("none")
         ));
     }
     match (&expected.body, &actual.body) {
-        (Body::Json(a), Body::Json(b)) => nodes(a, b, "$", &mut out),
+        (Body::Json(a), Body::Json(b)) => nodes(a, b, "$", strict, &mut found),
         (Body::Empty, Body::Empty) | (Body::Text(_), Body::Text(_)) => {}
-        (a, b) => out.push(format!("body {} -> {}", body_kind(a), body_kind(b))),
+        (a, b) => found
+            .differences
+            .push(format!("body {} -> {}", body_kind(a), body_kind(b))),
     }
-    out
+    found
 }
 
 fn show(status: Option<u16>) -> String {
@@ -178,7 +198,7 @@ fn member(path: &str, key: &str) -> String {
     }
 }
 
-fn nodes(expected: &Node, actual: &Node, path: &str, out: &mut Vec<String>) {
+fn nodes(expected: &Node, actual: &Node, path: &str, strict: bool, found: &mut ShapeComparison) {
     match (expected, actual) {
         (Node::Object(a), Node::Object(b)) => {
             let mut keys: Vec<&String> = a.iter().chain(b.iter()).map(|(k, _)| k).collect();
@@ -190,23 +210,51 @@ fn nodes(expected: &Node, actual: &Node, path: &str, out: &mut Vec<String>) {
                     a.iter().find(|(k, _)| k == key),
                     b.iter().find(|(k, _)| k == key),
                 ) {
-                    (Some((_, x)), Some((_, y))) => nodes(x, y, &here, out),
-                    (Some(_), None) => out.push(format!("{here} is missing")),
-                    (None, Some(_)) => out.push(format!("{here} is extra")),
+                    (Some((_, x)), Some((_, y))) => nodes(x, y, &here, strict, found),
+                    (Some(_), None) => found.differences.push(format!("{here} is missing")),
+                    (None, Some(_)) if strict => found.differences.push(format!("{here} is extra")),
+                    (None, Some(_)) => found.allowed.push(format!("{here} is extra")),
                     (None, None) => {}
                 }
             }
         }
-        (Node::Array(a), Node::Array(b)) => {
+        (Node::Array(a), Node::Array(b)) if strict => {
             if a.len() != b.len() {
-                out.push(format!("{path}: {} items -> {}", a.len(), b.len()));
+                found
+                    .differences
+                    .push(format!("{path}: {} items -> {}", a.len(), b.len()));
             }
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                nodes(x, y, &format!("{path}[{i}]"), out);
+                nodes(x, y, &format!("{path}[{i}]"), strict, found);
+            }
+        }
+        (Node::Array(a), Node::Array(b)) => {
+            if a.len() != b.len() {
+                found
+                    .allowed
+                    .push(format!("{path}: {} items -> {}", a.len(), b.len()));
+            }
+            for (i, y) in b.iter().enumerate() {
+                let here = format!("{path}[{i}]");
+                // The item matches the reference item it is closest to.
+                let best = a
+                    .iter()
+                    .map(|x| {
+                        let mut one = ShapeComparison::default();
+                        nodes(x, y, &here, false, &mut one);
+                        one
+                    })
+                    .min_by_key(|one| one.differences.len());
+                if let Some(best) = best {
+                    found.differences.extend(best.differences);
+                    found.allowed.extend(best.allowed);
+                }
             }
         }
         (a, b) if json::kind(a) != json::kind(b) => {
-            out.push(format!("{path}: {} -> {}", json::kind(a), json::kind(b)))
+            found
+                .differences
+                .push(format!("{path}: {} -> {}", json::kind(a), json::kind(b)))
         }
         _ => {}
     }
@@ -215,6 +263,45 @@ fn nodes(expected: &Node, actual: &Node, path: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snap(body: &str) -> Parsed {
+        parse(&format!(
+            "status: 200\ncontent-type: application/json\n\n{body}\n"
+        ))
+    }
+
+    #[test]
+    fn a_correct_stranger_has_the_same_shape() {
+        // The reference lists sms and voice as a pair; this implementation lists one
+        // authenticator per phone and adds a field of its own.
+        let reference = snap(
+            r#"[{"id": "sms|dev_1", "authenticator_type": "oob", "oob_channel": "sms", "active": true},
+                {"id": "voice|dev_1", "authenticator_type": "oob", "oob_channel": "voice", "active": true},
+                {"id": "recovery-code|dev_2", "authenticator_type": "recovery-code", "active": true}]"#,
+        );
+        let stranger = snap(
+            r#"[{"id": "a1", "authenticator_type": "oob", "oob_channel": "sms", "active": true, "created_at": "x"},
+                {"id": "a2", "authenticator_type": "recovery-code", "active": true}]"#,
+        );
+        let lenient = compare_shapes(&reference, &stranger, false);
+        assert!(lenient.differences.is_empty(), "{lenient:?}");
+        assert_eq!(
+            lenient.allowed,
+            ["$: 3 items -> 2", "$[0].created_at is extra"]
+        );
+        let strict = compare_shapes(&reference, &stranger, true);
+        assert!(
+            strict.differences.contains(&"$: 3 items -> 2".to_owned()),
+            "{strict:?}"
+        );
+        // A missing field or another type is a difference in either mode.
+        let broken = snap(r#"[{"id": 7, "authenticator_type": "oob", "oob_channel": "sms"}]"#);
+        let found = compare_shapes(&reference, &broken, false);
+        assert_eq!(
+            found.differences,
+            ["$[0].active is missing", "$[0].id: string -> integer"]
+        );
+    }
 
     #[test]
     fn unified_diff_reads_well() {

@@ -64,8 +64,12 @@ pub enum Comparison {
     /// The whole normalised text.
     #[default]
     Exact,
-    /// Only the structure: status, media type, keys, value types, array lengths.
+    /// Only the structure: status, media type, keys and value types. Fields the reference
+    /// lacks and other list lengths are legitimate (reported as information); every item of
+    /// a list must have the shape of some item of the reference's.
     Shape,
+    /// `shape`, where extra fields and list lengths differ too.
+    ShapeStrict,
 }
 
 /// Snapshot settings of a run.
@@ -190,6 +194,8 @@ impl SnapshotSummary {
 /// The snapshot sink of one run: fed each scenario's result as it settles.
 pub struct SnapshotSink {
     summary: SnapshotSummary,
+    /// Shape comparison counts extra fields and list lengths as differences.
+    strict: bool,
     all: bool,
     severity: Severity,
     base_url: String,
@@ -230,16 +236,22 @@ impl SnapshotSink {
         }
         let root = dir.join(&profile);
         let exists = root.is_dir();
+        let strict = options.compare == Comparison::ShapeStrict;
+        let compare = if strict {
+            Comparison::Shape
+        } else {
+            options.compare
+        };
         let mode = match options.mode {
             Some(mode) => mode,
-            None if exists || options.compare == Comparison::Shape => Mode::Compare,
-            None if options.all && options.compare == Comparison::Exact => Mode::NewOnly,
+            None if exists || compare == Comparison::Shape => Mode::Compare,
+            None if options.all && compare == Comparison::Exact => Mode::NewOnly,
             None => Mode::Off,
         };
         if mode == Mode::Off {
             return Ok(None);
         }
-        if options.compare == Comparison::Shape {
+        if compare == Comparison::Shape {
             if matches!(mode, Mode::Record | Mode::NewOnly) {
                 return Err(format!(
                     "--snapshot-compare shape only reads snapshots; it cannot be combined with --snapshots {}",
@@ -265,7 +277,7 @@ impl SnapshotSink {
                 profile,
                 root,
                 mode,
-                compare: options.compare,
+                compare,
                 matched: 0,
                 differed: 0,
                 missing: 0,
@@ -277,6 +289,7 @@ impl SnapshotSink {
                 unreferenced: Vec::new(),
                 errors: Vec::new(),
             },
+            strict,
             all: options.all,
             severity: options.severity,
             base_url: target.base_url().to_owned(),
@@ -294,7 +307,7 @@ impl SnapshotSink {
     ) -> CheckResult {
         let origin = match self.summary.compare {
             Comparison::Exact => CheckOrigin::Snapshot,
-            Comparison::Shape => CheckOrigin::Shape {
+            Comparison::Shape | Comparison::ShapeStrict => CheckOrigin::Shape {
                 profile: self.summary.profile.clone(),
             },
         };
@@ -417,11 +430,13 @@ impl SnapshotSink {
     fn settle_step(&mut self, path: &Path, snap: SnapFile) -> Option<CheckResult> {
         let old = path.is_file().then(|| SnapFile::read(path));
         match (self.summary.compare, self.summary.mode, old) {
-            (Comparison::Shape, _, None) => {
+            (Comparison::Shape | Comparison::ShapeStrict, _, None) => {
                 self.summary.no_reference += 1;
                 None
             }
-            (Comparison::Shape, _, Some(old)) => Some(self.compare_shape(path, old, &snap)),
+            (Comparison::Shape | Comparison::ShapeStrict, _, Some(old)) => {
+                Some(self.compare_shape(path, old, &snap))
+            }
             (Comparison::Exact, Mode::Record, old) => {
                 if old
                     .and_then(Result::ok)
@@ -465,15 +480,21 @@ impl SnapshotSink {
         };
         let reference = diff::parse(&old.contents);
         let actual = diff::parse(&snap.contents);
-        let differences = diff::shape_differences(&reference, &actual);
+        let diff::ShapeComparison {
+            differences,
+            allowed,
+        } = diff::compare_shapes(&reference, &actual, self.strict);
         if differences.is_empty() {
             self.summary.matched += 1;
-            return self.check(
-                CheckStatus::Passed,
-                check,
-                "same shape".into(),
-                format!("same shape as {profile}"),
-            );
+            let message = if allowed.is_empty() {
+                format!("same shape as {profile}")
+            } else {
+                format!(
+                    "same shape as {profile} (legitimate: {})",
+                    allowed.join("; ")
+                )
+            };
+            return self.check(CheckStatus::Passed, check, "same shape".into(), message);
         }
         self.summary.differed += 1;
         let text = diff::unified(

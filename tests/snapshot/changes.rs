@@ -11,7 +11,7 @@ use crate::support::{TempDir, tempdir};
 use mfa_conform::engine::result::{CheckStatus, ScenarioStatus};
 use mfa_conform::run::RunOutcome;
 use mfa_conform::scenario::model::Severity;
-use mfa_conform::snapshot::{Mode, SnapshotOptions};
+use mfa_conform::snapshot::{Comparison, Mode, SnapshotOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -215,11 +215,36 @@ async fn shape_comparison_against_the_reference_profile() {
         "{markdown}"
     );
 
+    // A field the reference lacks is a legitimate variation: reported, not failed.
     *proxy.mutation.lock().unwrap() = Mutation::ExtraField;
     let outcome = run_with(
         &suite,
         Some(&profile),
         shape_against(&snaps, "reference"),
+        &dir.join("r2-lenient"),
+    )
+    .await;
+    assert_eq!(outcome.exit.code(), 0, "{:#?}", snapshot_checks(&outcome));
+    let notes: Vec<_> = snapshot_checks(&outcome)
+        .into_iter()
+        .filter(|(_, _, c)| c.message.contains("legitimate"))
+        .map(|(_, step, c)| (step, c.message))
+        .collect();
+    assert_eq!(
+        notes,
+        [(
+            "associate".to_owned(),
+            "same shape as reference (legitimate: $.vendor_hint is extra)".to_owned()
+        )]
+    );
+    // `shape-strict` keeps every difference.
+    let outcome = run_with(
+        &suite,
+        Some(&profile),
+        SnapshotOptions {
+            compare: Comparison::ShapeStrict,
+            ..shape_against(&snaps, "reference")
+        },
         &dir.join("r2"),
     )
     .await;
