@@ -208,9 +208,10 @@ fn snapshot_section(report: &RunReport, all_steps: bool) -> String {
 pub fn compatibility(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# MFA API compatibility report\n");
+    let _ = writeln!(out, "{}\n", verdict_line(report));
     let _ = writeln!(
         out,
-        "- Target: `{}` ({})\n- Capabilities claimed: {}\n- Suite: version {}, content hash `{}`\n- Date: {}\n- Tool: mfa-conform {}{}\n",
+        "- Target: `{}` ({})\n- Capabilities claimed: {}\n- Suite: version {}, content hash `{}`\n- Date: {}\n- Tool: mfa-conform {}{}\n- Clock: {}\n",
         report.target.name,
         report.target.base_url,
         if report.target.capabilities.is_empty() {
@@ -222,8 +223,20 @@ pub fn compatibility(report: &RunReport) -> String {
         report.suite.content_hash,
         report.started_at,
         report.tool.version,
-        if report.strict { " (strict)" } else { "" }
+        if report.strict { " (strict)" } else { "" },
+        report.target.clock
     );
+    let reasons = expected_reasons(report);
+    if !reasons.is_empty() {
+        let _ = writeln!(
+            out,
+            "Known deviations (expected failures) and their reasons:\n"
+        );
+        for (id, reason) in &reasons {
+            let _ = writeln!(out, "- `{id}`: {reason}");
+        }
+        let _ = writeln!(out);
+    }
     let mut by_area: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for r in &report.requirements {
         by_area.entry(r.area).or_default().push(r);
@@ -281,6 +294,44 @@ pub fn compatibility(report: &RunReport) -> String {
         out.push_str(&snapshot_section(report, false));
     }
     out
+}
+
+/// The verdict, first in every human-readable report.
+fn verdict_line(report: &RunReport) -> String {
+    let s = &report.summary;
+    if report.interrupted {
+        format!(
+            "**Verdict: INTERRUPTED**: {} of {} scenarios ran before the run was stopped.",
+            s.passed + s.failed + s.skipped,
+            s.scenarios
+        )
+    } else if s.failed > 0 {
+        format!(
+            "**Verdict: FAILED**: {} of {} scenarios failed.",
+            s.failed, s.scenarios
+        )
+    } else {
+        format!(
+            "**Verdict: PASSED**: {} scenarios passed, {} skipped, {} with warnings, {} expected failures.",
+            s.passed, s.skipped, s.warnings, s.expected_failures
+        )
+    }
+}
+
+/// Each requirement listed as a known deviation that failed as expected, with its reason.
+fn expected_reasons(report: &RunReport) -> BTreeMap<&str, &str> {
+    report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .flat_map(|st| &st.checks)
+        .filter_map(|c| {
+            Some((
+                c.requirement.as_str(),
+                c.expected_failure_reason.as_deref()?,
+            ))
+        })
+        .collect()
 }
 
 /// The scenarios that ended with `status`, in report order.

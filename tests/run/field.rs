@@ -195,6 +195,11 @@ fn runs_in_the_same_second_keep_both_reports() {
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     for d in dirs {
         assert!(d.join("report.json").is_file(), "{}", d.display());
+        let compatibility = std::fs::read_to_string(d.join("compatibility.md")).unwrap();
+        assert!(
+            compatibility.contains("**Verdict: PASSED**"),
+            "{compatibility}"
+        );
     }
 }
 

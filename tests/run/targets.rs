@@ -231,6 +231,20 @@ async fn run_with(
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
             .unwrap();
+    // The verdict comes first in the compatibility report, and agrees with the exit code.
+    let compatibility = std::fs::read_to_string(dir.join("reports/compatibility.md")).unwrap();
+    let verdict = compatibility.lines().nth(2).unwrap_or_default().to_owned();
+    match outcome.exit.code() {
+        0 => assert!(
+            verdict.starts_with("**Verdict: PASSED**"),
+            "{compatibility}"
+        ),
+        1 => assert!(
+            verdict.starts_with("**Verdict: FAILED**"),
+            "{compatibility}"
+        ),
+        _ => {}
+    }
     let failed: Vec<String> = report["requirements"]
         .as_array()
         .unwrap()
