@@ -66,8 +66,12 @@ pub struct TimelinePoint {
 }
 
 pub struct Recorder {
+    /// Flows that succeeded, from their intended start: the latency users saw.
     pub flow_corrected: Histogram<u64>,
     pub flow_uncorrected: Histogram<u64>,
+    /// Failed flows (an error or a failed check), apart: a failure is often faster (or,
+    /// timing out, slower) than the flow it cut short.
+    pub flow_failed: Histogram<u64>,
     pub flows: u64,
     pub flows_failed: u64,
     pub flows_with_check_failures: u64,
@@ -90,6 +94,7 @@ impl Default for Recorder {
         Recorder {
             flow_corrected: histogram(),
             flow_uncorrected: histogram(),
+            flow_failed: histogram(),
             flows: 0,
             flows_failed: 0,
             flows_with_check_failures: 0,
@@ -193,14 +198,16 @@ impl Recorder {
         failed: bool,
         check_failed: bool,
     ) {
-        record(&mut self.flow_corrected, corrected);
-        record(&mut self.flow_uncorrected, uncorrected);
-        record(&mut self.interval, corrected);
+        if failed {
+            record(&mut self.flow_failed, corrected);
+            self.flows_failed += 1;
+        } else {
+            record(&mut self.flow_corrected, corrected);
+            record(&mut self.flow_uncorrected, uncorrected);
+            record(&mut self.interval, corrected);
+        }
         self.flows += 1;
         self.interval_flows += 1;
-        if failed {
-            self.flows_failed += 1;
-        }
         if check_failed {
             self.flows_with_check_failures += 1;
         }

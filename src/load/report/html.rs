@@ -207,8 +207,14 @@ pub fn html(r: &LoadReport) -> String {
             p.max
         );
     };
-    tr("flow (from intended start)", &r.flows.latency);
-    tr("flow (uncorrected)", &r.flows.latency_uncorrected);
+    tr("successful flow (from intended start)", &r.flows.latency);
+    tr(
+        "successful flow (uncorrected)",
+        &r.flows.latency_uncorrected,
+    );
+    if r.flows.failed > 0 {
+        tr("failed flow (apart)", &r.flows.failed_latency);
+    }
     for s in &r.steps {
         tr(&format!("step {}", s.name), &s.latency);
     }

@@ -45,14 +45,22 @@ pub fn markdown(r: &LoadReport) -> String {
     );
     let _ = writeln!(
         out,
-        "| flow (from intended start) | {} |",
+        "| successful flow (from intended start) | {} |",
         row(&r.flows.latency)
     );
     let _ = writeln!(
         out,
-        "| flow (uncorrected) | {} |",
+        "| successful flow (uncorrected) | {} |",
         row(&r.flows.latency_uncorrected)
     );
+    if r.flows.failed > 0 {
+        let _ = writeln!(
+            out,
+            "| failed flow ({}, apart) | {} |",
+            r.flows.failed,
+            row(&r.flows.failed_latency)
+        );
+    }
     for s in &r.steps {
         let _ = writeln!(out, "| step `{}` | {} |", s.name, row(&s.latency));
     }

@@ -57,10 +57,13 @@ pub struct Flows {
     pub failed: u64,
     pub with_check_failures: u64,
     pub throughput_per_s: f64,
-    /// From the intended start (open model: the schedule), as users would see it.
+    /// Of the flows that succeeded, from the intended start (open model: the schedule), as
+    /// users would see it.
     pub latency: Percentiles,
-    /// From the actual start, as a coordinated-omission-prone tool would report it.
+    /// The same from the actual start, as a coordinated-omission-prone tool would report it.
     pub latency_uncorrected: Percentiles,
+    /// Of the failed flows, apart (from the intended start).
+    pub failed_latency: Percentiles,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +184,7 @@ impl LoadReport {
                 throughput_per_s: recorder.flows as f64 / seconds,
                 latency: Percentiles::of(&recorder.flow_corrected),
                 latency_uncorrected: Percentiles::of(&recorder.flow_uncorrected),
+                failed_latency: Percentiles::of(&recorder.flow_failed),
             },
             requests: Requests {
                 count: recorder.requests,
