@@ -4,6 +4,35 @@ use super::LoadReport;
 use crate::load::metrics::Percentiles;
 use std::fmt::Write;
 
+/// The latency table: successful flows (corrected, uncorrected), failed flows, each step.
+fn latency_table(r: &LoadReport, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "## Latency (ms)\n\n| | p50 | p90 | p95 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| successful flow (from intended start) | {} |",
+        row(&r.flows.latency)
+    );
+    let _ = writeln!(
+        out,
+        "| successful flow (uncorrected) | {} |",
+        row(&r.flows.latency_uncorrected)
+    );
+    if r.flows.failed > 0 {
+        let _ = writeln!(
+            out,
+            "| failed flow ({}, apart) | {} |",
+            r.flows.failed,
+            row(&r.flows.failed_latency)
+        );
+    }
+    for s in &r.steps {
+        let _ = writeln!(out, "| step `{}` | {} |", s.name, row(&s.latency));
+    }
+}
+
 fn row(p: &Percentiles) -> String {
     format!(
         "{:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}",
@@ -39,31 +68,7 @@ pub fn markdown(r: &LoadReport) -> String {
         r.flows.failed,
         r.requests.errors
     );
-    let _ = writeln!(
-        out,
-        "## Latency (ms)\n\n| | p50 | p90 | p95 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|"
-    );
-    let _ = writeln!(
-        out,
-        "| successful flow (from intended start) | {} |",
-        row(&r.flows.latency)
-    );
-    let _ = writeln!(
-        out,
-        "| successful flow (uncorrected) | {} |",
-        row(&r.flows.latency_uncorrected)
-    );
-    if r.flows.failed > 0 {
-        let _ = writeln!(
-            out,
-            "| failed flow ({}, apart) | {} |",
-            r.flows.failed,
-            row(&r.flows.failed_latency)
-        );
-    }
-    for s in &r.steps {
-        let _ = writeln!(out, "| step `{}` | {} |", s.name, row(&s.latency));
-    }
+    latency_table(r, &mut out);
     let _ = writeln!(
         out,
         "\nStarts: {} scheduled, {} late, {} dropped (pool), {} dropped (in flight).\n",
