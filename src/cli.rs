@@ -71,11 +71,6 @@ pub enum SchemaKind {
 pub struct RunArgs {
     #[command(flatten)]
     pub target: crate::target::TargetArgs,
-    /// Scenario files or directories (searched recursively; repeatable). Default: the
-    /// built-in suite. A `requirements.yaml` among them adds requirements to the built-in
-    /// catalogue (or, with a `version`, replaces it).
-    #[arg(long, value_name = "PATH")]
-    pub scenarios: Vec<PathBuf>,
     /// Only scenarios with this tag (repeatable: any of them).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -240,7 +235,7 @@ async fn run(args: RunArgs, diffs: bool) -> Exit {
     let options = crate::run::RunOptions {
         profile: args.target.profile,
         base_url: args.target.base_url,
-        scenarios: args.scenarios,
+        scenarios: args.target.scenarios,
         tags: args.tags,
         skip_tags: args.skip_tags,
         names: args.names,

@@ -143,6 +143,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, Stop> {
     let resolved = Resolved::new(&crate::target::TargetArgs {
         profile: options.profile.clone(),
         base_url: options.base_url.clone(),
+        scenarios: options.scenarios.clone(),
     })
     .await?;
     let target = resolved.target.clone();

@@ -171,9 +171,14 @@ pub fn reference(base_url: &str) -> Target {
     .expect("the reference profile is valid")
 }
 
-/// How `run` and `load` name their target on the command line.
+/// How `run` and `load` name their target (and the suite) on the command line.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
+    /// Scenario files or directories (searched recursively; repeatable). Default: the
+    /// built-in suite. A `requirements.yaml` among them adds requirements to the built-in
+    /// catalogue (or, with a `version`, replaces it).
+    #[arg(long, value_name = "PATH")]
+    pub scenarios: Vec<PathBuf>,
     /// Target profile (YAML). Without it, an embedded reference server is started.
     #[arg(long)]
     pub profile: Option<PathBuf>,

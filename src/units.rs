@@ -19,6 +19,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from(signed).ok()
 }
 
+/// YAML reads a quantity from its text, as the command line does (`try_from = "String"`).
+macro_rules! from_text {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = Invalid;
+            fn try_from(text: String) -> Result<$t, Invalid> {
+                text.parse()
+            }
+        }
+    )*};
+}
+from_text!(Span, Rate);
+
 /// A non-negative duration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -30,13 +43,6 @@ impl FromStr for Span {
         parse_duration(text)
             .map(Span)
             .ok_or_else(|| Invalid(format!("{text:?} is not a duration (e.g. 500ms, 30s, 2m)")))
-    }
-}
-
-impl TryFrom<String> for Span {
-    type Error = Invalid;
-    fn try_from(text: String) -> Result<Span, Invalid> {
-        text.parse()
     }
 }
 
@@ -69,13 +75,6 @@ impl FromStr for Rate {
             return Err(Invalid(format!("{text:?}: a rate must be zero or more")));
         }
         Ok(Rate(value / seconds))
-    }
-}
-
-impl TryFrom<String> for Rate {
-    type Error = Invalid;
-    fn try_from(text: String) -> Result<Rate, Invalid> {
-        text.parse()
     }
 }
 

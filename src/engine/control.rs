@@ -22,6 +22,18 @@ pub struct Message {
     pub code: String,
 }
 
+/// The hook, or the error naming it and what it was needed for.
+fn needed<'h>(
+    hook: Option<&'h Hook>,
+    name: &'static str,
+    purpose: &'static str,
+) -> Result<&'h Hook, ControlError> {
+    hook.ok_or(ControlError::NoHook {
+        hook: name,
+        purpose,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct ControlClient {
     pub http: reqwest::Client,
@@ -76,10 +88,7 @@ impl ControlClient {
         &self,
         hook: Option<&Hook>,
     ) -> Result<ProvisionedUser, ControlError> {
-        let hook = hook.ok_or(ControlError::NoHook {
-            hook: "users",
-            purpose: "provision users",
-        })?;
+        let hook = needed(hook, "users", "provision users")?;
         let value = match hook {
             Hook::Url(url) => {
                 self.call(reqwest::Method::POST, url, None, &[201, 200])
@@ -99,10 +108,7 @@ impl ControlClient {
         hook: Option<&Hook>,
         to: &str,
     ) -> Result<Vec<Message>, ControlError> {
-        let hook = hook.ok_or(ControlError::NoHook {
-            hook: "messages",
-            purpose: "read codes",
-        })?;
+        let hook = needed(hook, "messages", "read codes")?;
         let value = match hook {
             Hook::Url(url) => {
                 let mut url = url::Url::parse(url).map_err(|e| ControlError::BadUrl {
@@ -130,10 +136,7 @@ impl ControlClient {
         hook: Option<&Hook>,
         seconds: u64,
     ) -> Result<(), ControlError> {
-        let hook = hook.ok_or(ControlError::NoHook {
-            hook: "clock",
-            purpose: "move the clock",
-        })?;
+        let hook = needed(hook, "clock", "move the clock")?;
         match hook {
             Hook::Url(url) => {
                 let body = serde_json::json!({"advance_seconds": seconds});

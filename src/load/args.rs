@@ -9,10 +9,6 @@ use std::path::PathBuf;
 pub struct LoadArgs {
     #[command(flatten)]
     pub target: crate::target::TargetArgs,
-    /// Scenario files or directories (searched recursively; repeatable). Default: the
-    /// built-in suite.
-    #[arg(long, value_name = "PATH")]
-    pub scenarios: Vec<PathBuf>,
     /// Scenario to replay (repeatable; flows are mixed round-robin).
     #[arg(long = "scenario")]
     pub scenario: Vec<String>,

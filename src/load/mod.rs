@@ -39,7 +39,7 @@ pub async fn main(args: LoadArgs) -> Exit {
 /// Options -> flows -> target -> calibrate and provision -> measure -> report -> exit code.
 async fn load(args: LoadArgs) -> Result<Exit, Stop> {
     let settings = Settings::new(&args)?;
-    let suite = crate::suite::load(&args.scenarios)
+    let suite = crate::suite::load(&args.target.scenarios)
         .map_err(|errors| Stop::BadInput(errors.iter().map(|e| e.to_string()).collect()))?;
     let selected = choose_flows(&args, &suite)?;
     check_threshold_steps(&settings, &selected)?;

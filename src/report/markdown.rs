@@ -3,7 +3,7 @@
 
 use super::{RequirementStatus, RunReport};
 use crate::engine::result::{
-    CheckOrigin, CheckResult, CheckStatus, ScenarioResult, ScenarioStatus,
+    CheckOrigin, CheckResult, CheckStatus, ScenarioResult, ScenarioStatus, StepResult,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -69,18 +69,9 @@ pub fn summary(report: &RunReport) -> String {
             out.push('\n');
         }
     }
-    let warned: Vec<_> = report
-        .scenarios
-        .iter()
-        .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
-        .flat_map(|(s, st)| {
-            st.checks
-                .iter()
-                .filter(|c| {
-                    c.status == CheckStatus::Failed
-                        && c.severity == crate::scenario::Severity::Should
-                })
-                .map(move |c| (s, st, c))
+    let warned: Vec<_> = every_check(report)
+        .filter(|(_, _, c)| {
+            c.status == CheckStatus::Failed && c.severity == crate::scenario::Severity::Should
         })
         .collect();
     if !warned.is_empty() {
@@ -140,16 +131,8 @@ fn diff_block(c: &CheckResult) -> String {
 /// Response snapshots: counts, and in shape comparison the verdict of every step
 /// (`all_steps`) or of the differing ones.
 fn snapshot_section(report: &RunReport, all_steps: bool) -> String {
-    let checks: Vec<_> = report
-        .scenarios
-        .iter()
-        .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
-        .flat_map(|(s, st)| {
-            st.checks
-                .iter()
-                .filter(|c| c.origin.is_snapshot())
-                .map(move |c| (s, st, c))
-        })
+    let checks: Vec<_> = every_check(report)
+        .filter(|(_, _, c)| c.origin.is_snapshot())
         .collect();
     if checks.is_empty() {
         return String::new();
@@ -332,6 +315,17 @@ fn expected_reasons(report: &RunReport) -> BTreeMap<&str, &str> {
             ))
         })
         .collect()
+}
+
+/// Every check of the run with its scenario and step, in report order.
+fn every_check(
+    report: &RunReport,
+) -> impl Iterator<Item = (&ScenarioResult, &StepResult, &CheckResult)> {
+    report.scenarios.iter().flat_map(|s| {
+        s.steps
+            .iter()
+            .flat_map(move |st| st.checks.iter().map(move |c| (s, st, c)))
+    })
 }
 
 /// The scenarios that ended with `status`, in report order.

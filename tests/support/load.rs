@@ -43,8 +43,8 @@ pub fn args(scenarios: &Path, profile: Option<&Path>, report_dir: &Path) -> Load
         target: mfa_conform::target::TargetArgs {
             profile: profile.map(Path::to_owned),
             base_url: None,
+            scenarios: vec![scenarios.to_owned()],
         },
-        scenarios: vec![scenarios.to_owned()],
         scenario: vec!["ping".into()],
         tags: Vec::new(),
         vus: None,
