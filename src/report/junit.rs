@@ -51,11 +51,21 @@ pub fn render(report: &RunReport) -> String {
             }
         };
         let mut case = TestCase::new(scenario.name.clone(), status);
-        case.set_classname(scenario.file.clone());
+        case.set_classname(relative(&scenario.file));
         case.set_time(Duration::from_secs_f64(scenario.duration_ms / 1000.0));
         case.set_assertions(scenario.checks().count());
         suite.add_test_case(case);
     }
     junit.add_test_suite(suite);
     junit.to_string().unwrap_or_default()
+}
+
+/// A scenario file as CI systems show it: relative to the working directory when it is
+/// below it (an absolute path would differ from machine to machine).
+fn relative(file: &str) -> String {
+    let path = std::path::Path::new(file);
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| file.to_owned())
 }

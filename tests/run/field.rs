@@ -113,6 +113,18 @@ fn a_users_own_scenario_uses_the_built_in_catalogue() {
     let report = read_json(&dir.join("r.json"));
     assert_eq!(report["summary"]["scenarios"], 1, "{report:#}");
     assert_eq!(report["summary"]["passed"], 1);
+    // Named by an absolute path, JUnit still shows the file relative to the working directory.
+    let absolute = dir.join("checks").display().to_string();
+    let output = installed(
+        &dir,
+        &["run", "--scenarios", &absolute, "--report-dir", "out"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let junit = std::fs::read_to_string(dir.join("out/junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"classname="checks/auth/list-needs-a-token.yaml""#),
+        "{junit}"
+    );
     // A single file runs too.
     let single = installed(
         &dir,
