@@ -243,6 +243,14 @@ impl RunContext {
             session.redactor.add(&user.password);
             session.vars["user"] = json!({"username": user.username, "password": user.password});
         }
+        // `vars` are templated like everything else, once per scenario: a value may use the
+        // target, the user and the built-ins (`{{ unique_phone() }}`), and stays the same in
+        // every step.
+        let rendered = self
+            .templates
+            .render_json(&session.vars["vars"], &session.vars)
+            .map_err(|e| StepError::scenario(format!("vars: {e}")))?;
+        session.vars["vars"] = rendered;
         Ok(session)
     }
 
@@ -268,4 +276,40 @@ impl RunContext {
 
 pub(super) fn ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn vars_are_templated_once_per_scenario() {
+        let target = crate::target::reference("http://127.0.0.1:9");
+        let suite = crate::suite::load(&[]).unwrap();
+        let ctx = RunContext::new(target, &suite, Redactor::default(), Detail::Full).unwrap();
+        let vars: indexmap::IndexMap<String, Value> = [
+            ("phone".to_owned(), json!("{{ unique_phone() }}")),
+            ("client".to_owned(), json!("{{ target.client_id }}")),
+            ("plain".to_owned(), json!(3)),
+        ]
+        .into_iter()
+        .collect();
+        let session = ctx.session(&vars, false).await.unwrap();
+        let rendered = &session.vars["vars"];
+        let phone = rendered["phone"].as_str().unwrap();
+        assert!(crate::server::store::is_e164(phone), "{phone}");
+        assert_eq!(
+            rendered["client"],
+            json!(crate::server::config::DEFAULT_CLIENT_ID)
+        );
+        assert_eq!(rendered["plain"], json!(3));
+        let bad: indexmap::IndexMap<String, Value> =
+            [("x".to_owned(), json!("{{ user.pasword }}"))]
+                .into_iter()
+                .collect();
+        let Err(error) = ctx.session(&bad, false).await else {
+            panic!("an undefined name is an error");
+        };
+        assert!(error.message.starts_with("vars: "), "{}", error.message);
+    }
 }
