@@ -34,6 +34,7 @@ struct CatalogueFile {
 }
 
 /// What a YAML file in a scenario directory is.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Catalogue,
     Scenario,
@@ -44,24 +45,23 @@ enum Kind {
 /// Loads the built-in suite (`sources` empty) or the user's files and directories.
 /// Every file is checked; every error found is returned, not only the first.
 pub fn load(sources: &[PathBuf]) -> Result<Suite, Vec<LoadError>> {
-    let built_in = built_in_files();
-    let files = if sources.is_empty() {
-        built_in.clone()
+    let files = classified(if sources.is_empty() {
+        built_in_files()
     } else {
         user_files(sources)?
-    };
+    });
     let mut hasher = Sha256::new();
     let mut errors = Vec::new();
-    let (base_path, base_text) = built_in
-        .iter()
-        .find(|(p, _)| p.file_name().is_some_and(|n| n == CATALOGUE_FILE))
-        .cloned()
-        .expect("the built-in suite has a catalogue");
-    let mut catalogue = parse_catalogue(&base_path, &base_text).map_err(|e| vec![e])?;
+    let base = BuiltIn::get(CATALOGUE_FILE).expect("the built-in suite has a catalogue");
+    let mut catalogue = parse_catalogue(
+        &Path::new(BUILT_IN_DIR).join(CATALOGUE_FILE),
+        &String::from_utf8_lossy(&base.data),
+    )
+    .map_err(|e| vec![e])?;
     let mut own_catalogue = false;
     let mut scenario_files = Vec::new();
-    for (path, text) in files {
-        match classify(&path, &text) {
+    for (path, text, kind) in files {
+        match kind {
             Kind::Catalogue => {
                 hasher.update(text.as_bytes());
                 if sources.is_empty() {
@@ -182,9 +182,21 @@ fn user_files(sources: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Vec<LoadErr
     if !errors.is_empty() {
         return Err(errors);
     }
-    // Catalogues first: a scenario may use the requirements a catalogue beside it adds.
-    files.sort_by_key(|(path, text)| !matches!(classify(path, text), Kind::Catalogue));
     Ok(files)
+}
+
+/// Each file with what it is (read once), catalogues first: a scenario may use the
+/// requirements a catalogue beside it adds. Otherwise in the given order.
+fn classified(files: Vec<(PathBuf, String)>) -> Vec<(PathBuf, String, Kind)> {
+    let mut files: Vec<_> = files
+        .into_iter()
+        .map(|(path, text)| {
+            let kind = classify(&path, &text);
+            (path, text, kind)
+        })
+        .collect();
+    files.sort_by_key(|(_, _, kind)| *kind != Kind::Catalogue);
+    files
 }
 
 /// A catalogue by name (`requirements.yaml`) or by content (a top-level `requirements`);
